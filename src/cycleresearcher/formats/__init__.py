@@ -1,0 +1,1 @@
+"""Text formats: paper and review text <-> schema, LaTeX, PDF, BibTeX, archives."""
