@@ -29,7 +29,7 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progr
 
 def _load_commands() -> None:
     # Import for side effects: each module adds its commands to `app`.
-    from . import agents, data, detect, evaluate, models, train  # noqa: F401
+    from . import agents, cycle, data, detect, evaluate, models, train  # noqa: F401
 
 
 _load_commands()
