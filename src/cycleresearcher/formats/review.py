@@ -119,7 +119,9 @@ def parse_review_set(text: str | bytes) -> ReviewSet:
             if result.decision is None:
                 result.decision = parse_decision(content)
         else:
-            if name in current:  # the same field again: a new review began without a separator
+            # The same field again starts a new review (no separator), unless the first was an empty header
+            # restated on the next line ("### Rating" then "Rating: 5").
+            if current.get(name):
                 close()
             current[name] = content
     close()
