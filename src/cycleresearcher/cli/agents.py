@@ -2,27 +2,130 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 from . import app
-from .common import not_yet
+from .common import clean_errors, console, err_console
+
+BACKEND_HELP = "Backend spec: local, hf:PATH, openai:MODEL@URL, vllm:PATH."
 
 
 @app.command()
-def research(topic: str = typer.Option(..., help="Research topic."), out: Path = typer.Option(..., help="Output folder.")):
+def research(
+    topic: str = typer.Option(..., help="Research topic."),
+    out: Path = typer.Option(..., help="Output folder (paper.md, paper.tex, setup.json, results.json, ...)."),
+    bib: Optional[Path] = typer.Option(None, help="BibTeX file of references."),
+    corpus: Optional[Path] = typer.Option(None, help="Folder of papers, or a JSONL of titles and abstracts."),
+    backend: str = typer.Option("local", help=BACKEND_HELP),
+    mode: str = typer.Option("single", help="single (one completion, as the released model) or staged."),
+    top_k: int = typer.Option(8, help="References kept after ranking by similarity to the topic."),
+    max_new_tokens: int = typer.Option(2048, help="Tokens per completion."),
+    temperature: float = typer.Option(0.4, help="Sampling temperature."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+    runner: Optional[str] = typer.Option(None, help="Experiment command run on setup.json; its JSON results "
+                                                    "replace the simulated ones ({setup}, {results} placeholders)."),
+    runner_timeout: float = typer.Option(3600, help="Seconds before the experiment command is stopped."),
+):
     """Write a paper on a topic from references, in the CycleResearcher stages."""
-    not_yet("research")
+    from ..backends import get_backend
+    from ..research import ResearchConfig, Researcher, conclude_with_results, run_experiments, save_paper_folder
+    from ..retrieve import load_references
+
+    with clean_errors():
+        references = []
+        for source in (bib, corpus):
+            if source is not None:
+                references.extend(load_references(source))
+        config = ResearchConfig(mode=mode, top_k_references=top_k, max_new_tokens=max_new_tokens,
+                                temperature=temperature, seed=seed)
+        researcher = Researcher(get_backend(backend), config)
+        paper = researcher.write(topic, references, progress=True)
+        if runner:
+            results = run_experiments(runner, paper, out, timeout=runner_timeout)
+            paper = conclude_with_results(researcher, paper, results)
+        files = save_paper_folder(paper, out)
+    console.print(f"[bold]{paper.title or '(untitled)'}[/bold]  results: {paper.results_source}")
+    for p in paper.problems:
+        err_console.print(f"[yellow]problem:[/yellow] {p}")
+    console.print(f"wrote {', '.join(sorted(files))} to {out}  "
+                  f"({paper.provenance.completion_tokens} tokens, {paper.provenance.seconds:.0f} s)")
 
 
 @app.command()
-def review(paper: Path = typer.Argument(..., help="Paper: .tex, folder, archive, .pdf, .md/.txt.")):
+def review(
+    paper: Path = typer.Argument(..., help="Paper: .tex, LaTeX folder, arXiv archive, .pdf, .md/.txt, or a "
+                                           "folder written by `research`."),
+    reviewers: int = typer.Option(4, help="Number of reviewer reviews."),
+    backend: str = typer.Option("local", help=BACKEND_HELP),
+    max_new_tokens: int = typer.Option(2048, help="Tokens for all reviews and the meta-review."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+    as_json: bool = typer.Option(False, "--json", help="Print the ReviewSet as JSON."),
+    out: Optional[Path] = typer.Option(None, help="Also write the ReviewSet JSON here."),
+):
     """Review a paper like a program committee: N reviews, a meta-review and a decision."""
-    not_yet("review")
+    from ..backends import get_backend
+    from ..research import atomic_write
+    from ..review import ReviewConfig, Reviewer
+
+    with clean_errors():
+        if not paper.exists():
+            raise FileNotFoundError(f"paper not found: {paper}")
+        config = ReviewConfig(n_reviewers=reviewers, max_new_tokens=max_new_tokens, seed=seed)
+        review_set = Reviewer(get_backend(backend), config=config).review(paper, progress=True)
+    data = review_set.to_dict()
+    if out is not None:
+        atomic_write(out, json.dumps(data, indent=2, ensure_ascii=False))
+    if as_json:
+        console.print_json(json.dumps(data, ensure_ascii=False))
+        return
+    print_review_set(review_set)
+
+
+def print_review_set(review_set) -> None:
+    from rich.table import Table
+
+    table = Table(title="Reviews")
+    for column in ("#", "rating", "confidence", "soundness", "presentation", "contribution"):
+        table.add_column(column, justify="right")
+    for i, r in enumerate(review_set.reviews, 1):
+        table.add_row(str(i), *("-" if v is None else str(v) for v in (r.rating, r.confidence, r.soundness,
+                                                                        r.presentation, r.contribution)))
+    console.print(table)
+    mean = review_set.mean_rating
+    console.print(f"mean rating: [bold]{'-' if mean is None else f'{mean:.2f}'}[/bold]   "
+                  f"decision: [bold]{review_set.decision or '-'}[/bold]")
+    for flag in review_set.flags:
+        err_console.print(f"[red]flag:[/red] {flag}")
+    for problem in review_set.problems:
+        err_console.print(f"[yellow]problem:[/yellow] {problem}")
 
 
 @app.command()
-def revise(paper_dir: Path = typer.Argument(..., help="A folder written by `research`.")):
-    """Revise a paper to answer its reviews."""
-    not_yet("revise")
+def revise(
+    paper_dir: Path = typer.Argument(..., help="A folder written by `research` (holds paper.json)."),
+    reviews: Path = typer.Option(..., help="ReviewSet JSON (from `review --out` or `review --json`)."),
+    out: Optional[Path] = typer.Option(None, help="Folder for the revised paper (default: PAPER_DIR/revised)."),
+    backend: str = typer.Option("local", help=BACKEND_HELP),
+    max_new_tokens: int = typer.Option(2048, help="Tokens for the revised paper."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+):
+    """Revise a paper to answer its reviews' weaknesses and questions."""
+    from ..backends import get_backend
+    from ..research import ResearchConfig, Researcher, save_paper_folder
+    from ..schema import Paper, ReviewSet
+
+    with clean_errors():
+        paper_json = paper_dir / "paper.json"
+        if not paper_json.exists():
+            raise FileNotFoundError(f"{paper_json} not found; give a folder written by `research`")
+        paper = Paper.from_dict(json.loads(paper_json.read_text(encoding="utf-8")))
+        review_set = ReviewSet.from_dict(json.loads(reviews.read_text(encoding="utf-8")))
+        researcher = Researcher(get_backend(backend), ResearchConfig(max_new_tokens=max_new_tokens, seed=seed))
+        revised = researcher.revise(paper, review_set, progress=True)
+        target = out or paper_dir / "revised"
+        save_paper_folder(revised, target, {"revision_of": str(paper_dir)})
+    console.print(f"wrote the revised paper to {target}")

@@ -1,0 +1,298 @@
+"""The Researcher: a topic and references in, a paper in the CycleResearcher stages out.
+
+    cycleresearcher research --topic "robust graph neural networks" --bib ../shared/data/sample.bib --out out/p1
+
+    researcher = Researcher(get_backend("local"))
+    paper = researcher.write("robust graph neural networks", load_references(Path("refs.bib")))
+    save_paper_folder(paper, Path("out/p1"))
+
+Two modes: `single` asks for the whole paper in one completion, as the released model is used; `staged` asks
+for motivation and idea, the LaTeX paper, the setup, the results and the conclusion in turn, each stage fed
+the conversation so far. Results a model writes are labelled simulated; `run_experiments` replaces them with
+measured ones from a user's command.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import shlex
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from .backends.base import Backend
+from .formats.paper import parse_paper, render_completion, render_paper, render_results
+from .formats.prompts import (RESEARCH_SYSTEM_PROMPT, REVISE_SYSTEM_PROMPT, research_user_prompt,
+                              revise_user_prompt)
+from .formats.review import render_review_set
+from .repair import Attempt, generate_with_repairs
+from .retrieve import literature_review, rank_references
+from .schema import RESULTS_MEASURED, Message, Paper, Provenance, Reference, ReviewSet
+
+log = logging.getLogger(__name__)
+
+# What a paper must have to be worth reviewing; the repair prompt names what is missing.
+REQUIRED_PROBLEMS = {
+    "missing LaTeX paper": "the LaTeX paper in a ```latex block (with \\title and an abstract)",
+    "missing \\title": "a \\title{...} in the LaTeX paper",
+    "missing experimental setup": "the `## Experimental Setup` section with a ```json list",
+    "missing motivation": "the `## Motivation` section",
+    "missing main idea": "the `## Main Idea` section",
+}
+
+STAGES = [
+    ("idea", "Write the `## Motivation` and `## Main Idea` sections, then `## Interestingness`, "
+             "`## Feasibility` and `## Novelty`, each a score from 1 to 10."),
+    ("paper", "Now write the paper in one ```latex block: \\title{...}, the abstract environment, and the "
+              "Introduction, Related Work and Method sections."),
+    ("setup", "Now write `## Experimental Setup` followed by a ```json list of {\"name\", \"description\"}, one "
+              "entry per experiment."),
+    ("results", "Now write `## Experimental_results` followed by a ```json list with one entry per experiment "
+                "of the setup (same names): {\"name\", \"result\": {\"table\": [[header...], [row...]]}, "
+                "\"description\"}."),
+    ("conclusion", "Now write one ```latex block with the Experiments section(s) and the Conclusion."),
+]
+
+
+@dataclass
+class ResearchConfig:
+    """How the researcher samples. Defaults follow the paper (temperature 0.4, top-p 0.95)."""
+
+    mode: str = field(default="single", metadata={"help": "single (one completion) | staged (five turns)"})
+    top_k_references: int = field(default=8, metadata={"help": "references kept after ranking by similarity"})
+    temperature: float = field(default=0.4, metadata={"help": "sampling temperature; 0 is greedy"})
+    top_p: float = field(default=0.95, metadata={"help": "nucleus sampling mass"})
+    max_new_tokens: int = field(default=2048, metadata={"help": "tokens per completion (staged: per stage)"})
+    max_repairs: int = field(default=1, metadata={"help": "re-asks when required parts are missing"})
+    seed: Optional[int] = field(default=0, metadata={"help": "sampling seed; None for random"})
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("single", "staged"):
+            raise ValueError(f"mode must be 'single' or 'staged', got {self.mode!r}")
+
+
+def required_missing(paper: Paper) -> list[str]:
+    return [REQUIRED_PROBLEMS[p] for p in paper.problems if p in REQUIRED_PROBLEMS]
+
+
+def repair_message(missing: list[str]) -> str:
+    return ("Your answer is missing " + "; ".join(missing) + ". Write the complete answer again in the required "
+            "structure.")
+
+
+class Researcher:
+    """Writes papers with a policy backend."""
+
+    def __init__(self, backend: Backend, config: Optional[ResearchConfig] = None) -> None:
+        self.backend = backend
+        self.config = config or ResearchConfig()
+
+    # -- prompts ----------------------------------------------------------------------------------------
+
+    def prompt(self, topic: str, references: list[Reference]) -> list[Message]:
+        """Messages 1-2 of the research conversation, with the top-k references and their review."""
+        ranked = rank_references(topic, references, self.config.top_k_references)
+        review = literature_review(topic, ranked) if ranked else ""
+        return [{"role": "system", "content": RESEARCH_SYSTEM_PROMPT},
+                {"role": "user", "content": research_user_prompt(topic, ranked, review)}]
+
+    def _options(self, seed_offset: int = 0) -> dict:
+        c = self.config
+        return {"temperature": c.temperature, "top_p": c.top_p, "max_new_tokens": c.max_new_tokens,
+                "seed": None if c.seed is None else c.seed + seed_offset, "stage": "research"}
+
+    # -- writing ----------------------------------------------------------------------------------------
+
+    def write(self, topic: str, references: list[Reference], progress: bool = False) -> Paper:
+        messages = self.prompt(topic, references)
+        if self.config.mode == "staged":
+            paper = self._write_staged(messages, progress)
+        else:
+            attempt = generate_with_repairs(self.backend, [messages], parse_paper, required_missing,
+                                            repair_message, self.config.max_repairs, progress, **self._options())[0]
+            paper = _paper_from_attempt(attempt, self.backend.spec, self.config.seed)
+        paper.topic = topic
+        paper.references = rank_references(topic, references, self.config.top_k_references)
+        return paper
+
+    def sample(self, prompts: list[list[Message]], k: int, seed: Optional[int] = None,
+               progress: bool = False) -> list[list[Paper]]:
+        """k papers per prompt in one batched call, without repairs: the cycle rewards what the policy writes."""
+        from .schema import GenerationRequest
+
+        options = self._options()
+        options["seed"] = seed if seed is not None else options["seed"]
+        requests = [GenerationRequest(messages=m, n=k, **options) for m in prompts]
+        results = self.backend.generate(requests, progress=progress)
+        papers = []
+        for messages, completions in zip(prompts, results):
+            row = []
+            for index, completion in enumerate(completions):
+                attempt = Attempt(parse_paper(completion.text), messages, completion.text, [], [completion])
+                paper = _paper_from_attempt(attempt, self.backend.spec, options["seed"])
+                paper.sample_index = index
+                row.append(paper)
+            papers.append(row)
+        return papers
+
+    def _write_staged(self, messages: list[Message], progress: bool) -> Paper:
+        conversation = list(messages)
+        conversation[1] = {"role": "user", "content": conversation[1]["content"] + "\n\n" + STAGES[0][1]}
+        turns, completions = [], []
+        for n, (name, instruction) in enumerate(STAGES):
+            if n:
+                conversation.append({"role": "user", "content": instruction})
+            completion = self.backend.chat(list(conversation), **self._options(seed_offset=n))
+            completions.append(completion)
+            conversation.append({"role": "assistant", "content": completion.text})
+            turns.append(completion.text)
+            log.info("stage %s: %d tokens", name, completion.completion_tokens)
+        attempt = Attempt(parse_paper("\n\n".join(turns)), conversation, "\n\n".join(turns), [], completions)
+        return _paper_from_attempt(attempt, self.backend.spec, self.config.seed)
+
+    def revise(self, paper: Paper, review_set: ReviewSet, progress: bool = False) -> Paper:
+        """A new version of the paper that answers the reviews' weaknesses and questions."""
+        messages = [{"role": "system", "content": REVISE_SYSTEM_PROMPT},
+                    {"role": "user", "content": revise_user_prompt(render_completion(paper),
+                                                                   _review_points(review_set))}]
+        options = self._options()
+        options["stage"] = "revise"
+        attempt = generate_with_repairs(self.backend, [messages], parse_paper, required_missing, repair_message,
+                                        self.config.max_repairs, progress, **options)[0]
+        revised = _paper_from_attempt(attempt, self.backend.spec, self.config.seed)
+        revised.topic, revised.references, revised.prompt_id = paper.topic, paper.references, paper.prompt_id
+        revised.provenance.stage = "revise"
+        return revised
+
+
+def _review_points(review_set: ReviewSet) -> str:
+    """The reviews as the author needs them: every review's weaknesses and questions, and the meta-review."""
+    return render_review_set(ReviewSet(reviews=review_set.reviews, meta_review=review_set.meta_review,
+                                       decision=review_set.decision))
+
+
+def _paper_from_attempt(attempt: Attempt[Paper], spec: str, seed: Optional[int]) -> Paper:
+    paper = attempt.result
+    paper.messages = attempt.messages
+    paper.raw_text = attempt.text
+    paper.provenance = Provenance(model=spec, seed=seed, prompt_tokens=attempt.prompt_tokens,
+                                  completion_tokens=attempt.completion_tokens, seconds=round(attempt.seconds, 3),
+                                  stage="research", created=_now())
+    return paper
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# ---- experiment runner ------------------------------------------------------------------------------------
+
+class RunnerError(RuntimeError):
+    """The user's experiment command failed, timed out, or wrote no readable results."""
+
+
+def run_experiments(command: str, paper: Paper, work_dir: Path, timeout: float = 3600.0) -> list[dict]:
+    """Run `command` on the paper's setup and read measured results back.
+
+    The command gets the setup path and the results path in the environment (CYCLERESEARCHER_SETUP,
+    CYCLERESEARCHER_RESULTS) and as `{setup}` / `{results}` placeholders. It must write a JSON list of
+    {"name", "result", "description"} to the results path. stdout/stderr are kept in runner.log.
+    """
+    work_dir.mkdir(parents=True, exist_ok=True)
+    setup_path, results_path, log_path = work_dir / "setup.json", work_dir / "runner-results.json", work_dir / "runner.log"
+    atomic_write(setup_path, json.dumps(paper.experimental_setup, indent=2, ensure_ascii=False))
+    results_path.unlink(missing_ok=True)
+    argv = [a.replace("{setup}", str(setup_path)).replace("{results}", str(results_path))
+            for a in shlex.split(command)]
+    env = dict(os.environ, CYCLERESEARCHER_SETUP=str(setup_path), CYCLERESEARCHER_RESULTS=str(results_path))
+    with open(log_path, "w", encoding="utf-8") as log_file:
+        try:
+            proc = subprocess.run(argv, cwd=work_dir, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                                  timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise RunnerError(f"experiment command timed out after {timeout:.0f} s; log: {log_path}") from exc
+        except OSError as exc:
+            raise RunnerError(f"could not run experiment command {argv[0]!r}: {exc}") from exc
+    if proc.returncode != 0:
+        raise RunnerError(f"experiment command exited with status {proc.returncode}; log: {log_path}")
+    try:
+        results = json.loads(results_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunnerError(f"experiment command wrote no JSON results to {results_path}: {exc}") from exc
+    if not isinstance(results, list) or not all(isinstance(r, dict) and "name" in r for r in results):
+        raise RunnerError(f"{results_path}: expected a JSON list of objects with a 'name'")
+    return results
+
+
+def conclude_with_results(researcher: Researcher, paper: Paper, results: list[dict]) -> Paper:
+    """Give measured results as message 4 and let the policy write message 5 (experiments and conclusion)."""
+    paper.experimental_results = results
+    paper.results_source = RESULTS_MEASURED
+    prefix = [m for m in paper.messages if m["role"] != "assistant"][:2]
+    conversation = prefix + [{"role": "assistant", "content": render_paper(paper)},
+                             {"role": "user", "content": render_results(paper)}]
+    completion = researcher.backend.chat(conversation, **researcher._options())
+    parsed = parse_paper(render_paper(paper) + "\n\n" + render_results(paper) + "\n\n" + completion.text)
+    paper.conclusion_latex = parsed.conclusion_latex
+    paper.sections = parsed.sections
+    paper.problems = [p for p in paper.problems if "experiment names differ" not in p]
+    paper.provenance.completion_tokens += completion.completion_tokens
+    paper.provenance.prompt_tokens += completion.prompt_tokens
+    return paper
+
+
+# ---- output folder ----------------------------------------------------------------------------------------
+
+def atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def save_paper_folder(paper: Paper, out_dir: Path, extra_metadata: Optional[dict] = None) -> dict[str, Path]:
+    """Write paper.md, paper.tex (+ references.bib), setup.json, results.json, metadata.json, paper.json."""
+    from .latex_template import render_latex_document
+    from .formats.bibtex import render_bibtex
+    from .schema import DISCLOSURE
+
+    out_dir = Path(out_dir)
+    paper.disclosure = paper.disclosure or DISCLOSURE
+    notice = results_notice(paper)
+    files = {
+        "paper.md": f"> **{paper.disclosure}**\n>\n> **{notice}**\n\n{render_completion(paper)}",
+        "paper.tex": render_latex_document(paper, bibliography="references" if paper.references else None),
+        "setup.json": json.dumps(paper.experimental_setup, indent=2, ensure_ascii=False),
+        "results.json": json.dumps({"source": paper.results_source, "notice": notice,
+                                    "results": paper.experimental_results}, indent=2, ensure_ascii=False),
+        "paper.json": json.dumps(paper.to_dict(), indent=2, ensure_ascii=False),
+        "metadata.json": json.dumps({
+            "title": paper.title, "topic": paper.topic, "disclosure": paper.disclosure,
+            "results_source": paper.results_source, "results_notice": notice,
+            "backend": paper.provenance.model, "seed": paper.provenance.seed,
+            "prompt_tokens": paper.provenance.prompt_tokens,
+            "completion_tokens": paper.provenance.completion_tokens, "seconds": paper.provenance.seconds,
+            "created": paper.provenance.created, "problems": paper.problems,
+            "references": [r.key for r in paper.references], **(extra_metadata or {})}, indent=2),
+    }
+    if paper.references:
+        files["references.bib"] = render_bibtex(paper.references)
+    written = {}
+    for name, text in files.items():
+        atomic_write(out_dir / name, text)
+        written[name] = out_dir / name
+    return written
+
+
+def results_notice(paper: Paper) -> str:
+    from .schema import RESULTS_NONE, SIMULATED_NOTE
+
+    if paper.results_source == RESULTS_MEASURED:
+        return "The experimental results in this paper were measured by the user's experiment runner."
+    if paper.results_source == RESULTS_NONE and not paper.experimental_results:
+        return "This paper reports no experimental results."
+    return SIMULATED_NOTE
