@@ -2,23 +2,108 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
+import typer
+
 from . import app
-from .common import not_yet
+from .common import clean_errors, console
+
+
+def print_summary(summaries) -> None:
+    from rich.table import Table
+
+    table = Table(title="Rounds")
+    for column in ("round", "papers", "rewarded", "mean reward", "max", "pairs", "last loss", "seconds"):
+        table.add_column(column, justify="right")
+    for s in summaries:
+        m = s.metrics
+        table.add_row(str(m.round), str(m.n_papers), str(m.n_reviewed),
+                      "-" if m.mean_reward is None else f"{m.mean_reward:.2f}",
+                      "-" if m.max_reward is None else f"{m.max_reward:.2f}", str(m.n_pairs),
+                      f"{m.losses[-1]:.4f}" if m.losses else "-", f"{sum(m.seconds.values()):.0f}")
+    console.print(table)
 
 
 @app.command()
-def cycle():
+def cycle(
+    out: Path = typer.Option(..., help="Run directory (runs/NAME)."),
+    prompts: Optional[Path] = typer.Option(None, help="Topics file (one per line) or JSONL with a topic field."),
+    bib: Optional[Path] = typer.Option(None, help="References for the prompts: .bib, JSONL or a folder."),
+    rounds: int = typer.Option(2, help="Training rounds."),
+    samples: int = typer.Option(3, help="Papers sampled per prompt per round (K)."),
+    policy: str = typer.Option("local", help="Initial policy: local or hf:PATH."),
+    reviewer: str = typer.Option("local", help="Reward: a reviewer backend spec, or reward:DIR (scalar model)."),
+    max_prompts: int = typer.Option(0, help="Use only the first N prompts (0: all)."),
+    prompts_per_round: int = typer.Option(0, help="Prompts drawn per round (0: all)."),
+    max_new_tokens: int = typer.Option(768, help="Tokens per sampled paper."),
+    reviewers: int = typer.Option(4, help="Reviews per paper (reviewer backends)."),
+    lora: bool = typer.Option(False, help="Train LoRA adapters (merged into each checkpoint)."),
+    learning_rate: Optional[float] = typer.Option(None, help="SimPO learning rate (default: CPU default)."),
+    seed: int = typer.Option(0, help="Seed."),
+    max_tokens: Optional[int] = typer.Option(None, help="Token budget; the run stops cleanly when spent."),
+    max_seconds: Optional[float] = typer.Option(None, help="Time budget in seconds for this invocation."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="YAML CycleConfig (overrides the flags)."),
+    resume: bool = typer.Option(False, help="Continue the run in OUT from where it stopped."),
+):
     """Run the cycle: sample papers, review them, build preference pairs, train SimPO + NLL, repeat."""
-    not_yet("cycle")
+    import yaml
+
+    from ..train.cycle import CycleConfig, run_cycle
+    from ..train.report import write_report
+
+    with clean_errors():
+        config = None
+        if config_file is not None:
+            config = CycleConfig.from_dict(yaml.safe_load(config_file.read_text(encoding="utf-8")) or {})
+        elif not resume:
+            if prompts is None:
+                raise ValueError("a new run needs --prompts (or --config)")
+            simpo = {"lora": lora}
+            if learning_rate is not None:
+                simpo["learning_rate"] = learning_rate
+            config = CycleConfig(policy=policy, reviewer=reviewer, prompts_file=str(prompts),
+                                 bib=str(bib) if bib else "", rounds=rounds, samples=samples,
+                                 max_prompts=max_prompts, prompts_per_round=prompts_per_round,
+                                 research={"max_new_tokens": max_new_tokens, "temperature": 0.4, "top_p": 0.95,
+                                           "top_k_references": 4},
+                                 review={"n_reviewers": reviewers, "max_new_tokens": 256 * reviewers + 256},
+                                 simpo=simpo, seed=seed, max_tokens=max_tokens, max_seconds=max_seconds)
+        run_cycle(out, config, resume=resume, progress=True)
+        report_path, summaries = write_report(out)
+    print_summary(summaries)
+    console.print(f"report: {report_path}")
 
 
 @app.command()
-def report():
-    """Write report.md and reward.png for a run directory."""
-    not_yet("report")
+def report(run: Path = typer.Argument(..., help="A run directory written by `cycle`.")):
+    """Write report.md and reward.png for a run directory and print the rounds."""
+    from ..train.report import write_report
+
+    with clean_errors():
+        report_path, summaries = write_report(run)
+    print_summary(summaries)
+    console.print(f"report: {report_path}\nplot:   {run / 'reward.png'}")
 
 
 @app.command()
-def demo():
-    """The whole loop on the embedded model, small enough for a laptop."""
-    not_yet("demo")
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), help="Run directory."),
+    data: Optional[Path] = typer.Option(None, help="The shared data folder (default: ../shared/data if present)."),
+    rounds: int = typer.Option(2, help="Rounds."),
+    samples: int = typer.Option(2, help="Papers per prompt per round."),
+    prompts: int = typer.Option(3, help="Topics used from topics.txt."),
+    reviewer: str = typer.Option("auto", help="auto (scalar reward model trained on the shared reviews), or a "
+                                              "reviewer backend spec such as local."),
+    fresh: bool = typer.Option(False, help="Delete OUT first instead of resuming it."),
+):
+    """The whole loop on the embedded model, small enough for a laptop (2 rounds in minutes)."""
+    from ..demo import run_demo
+
+    with clean_errors():
+        report_path, summaries, seconds, peak_mb = run_demo(out, data, rounds=rounds, samples=samples,
+                                                            n_prompts=prompts, reviewer=reviewer, fresh=fresh)
+    print_summary(summaries)
+    console.print(f"demo finished in {seconds:.0f} s (peak memory {peak_mb:.0f} MB)")
+    console.print(f"report: {report_path}")
