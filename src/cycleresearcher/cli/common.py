@@ -7,6 +7,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 err_console = Console(stderr=True)
@@ -20,7 +21,7 @@ def clean_errors():
     try:
         yield
     except (BackendError, ValueError, FileNotFoundError, PermissionError) as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from exc
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted; finished work is saved[/yellow]")
