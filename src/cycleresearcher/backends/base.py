@@ -169,6 +169,9 @@ def get_backend(spec: str, fresh: bool = False) -> Backend:
 
     spec = spec.strip()
     prefix, _, rest = spec.partition(":")
+    if "?" in prefix:  # options without a path, e.g. local?dtype=bfloat16
+        prefix, _, query = prefix.partition("?")
+        rest = "?" + query
     if prefix not in _FACTORIES:
         raise BackendError(
             f"unknown backend spec {spec!r}; use one of: local, hf:PATH, openai:MODEL@BASE_URL, vllm:PATH, fake")

