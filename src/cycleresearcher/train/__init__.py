@@ -1,0 +1,1 @@
+"""Training: supervised fine-tuning (SFT) and SimPO + NLL preference training, wrapping TRL."""

@@ -1,0 +1,65 @@
+"""SFTConfigLite: the knobs of supervised fine-tuning (TRL SFTTrainer), with units and CPU-safe defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+from ._config import ConfigError, StrictConfig
+
+# Learning rates used when `learning_rate` is left unset (per optimizer step, AdamW).
+DEFAULT_LR_FULL = 2e-5
+DEFAULT_LR_LORA = 2e-4
+
+
+@dataclass
+class SFTConfigLite(StrictConfig):
+    """Hyper-parameters of `train_sft` (see `SFTConfigLite.help()` for each field's text)."""
+
+    learning_rate: Optional[float] = field(default=None, metadata={
+        "help": f"AdamW step size. Unset: {DEFAULT_LR_FULL:g} for full fine-tuning, {DEFAULT_LR_LORA:g} with LoRA."})
+    lr_scheduler: Literal["constant", "linear", "cosine"] = field(default="linear", metadata={
+        "help": "Learning-rate schedule over the optimizer steps (no warm-up)."})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW decoupled weight decay."})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient-norm clip (0 disables clipping)."})
+    epochs: int = field(default=1, metadata={"help": "Passes over the data set."})
+    max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimizer steps (-1: all epochs)."})
+    batch_size: int = field(default=2, metadata={"help": "Sequences per device per forward pass."})
+    grad_accumulation: int = field(default=1, metadata={"help": "Forward passes per optimizer step."})
+    max_length: int = field(default=2048, metadata={
+        "help": "Maximum tokens per conversation; longer ones keep their start."})
+    loss_on: Literal["auto", "assistant", "completion", "all"] = field(default="auto", metadata={
+        "help": "Which tokens carry loss: every assistant turn ('assistant'; 'auto' picks it for chat data whose "
+                "template allows it), the last assistant turn or the completion ('completion'), or all tokens."})
+    lora: bool = field(default=False, metadata={
+        "help": "Train LoRA adapters (peft) instead of all weights; they are merged before saving."})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
+    lora_dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA input."})
+    lora_target_modules: str = field(default="all-linear", metadata={
+        "help": "Modules that get adapters: 'all-linear' or a comma-separated list such as 'q_proj,v_proj'."})
+    seed: int = field(default=0, metadata={"help": "Seed for data order, LoRA init and dropout."})
+    activation_checkpointing: bool = field(default=False, metadata={
+        "help": "Recompute activations in the backward pass: less memory, about 20-30% slower."})
+    bf16: bool = field(default=False, metadata={
+        "help": "bfloat16 mixed precision (GPUs with bf16 support; keep False on CPU)."})
+    dtype: Literal["float32", "bfloat16", "float16"] = field(default="float32", metadata={
+        "help": "dtype the weights are loaded in (GGUF weights are dequantised to it)."})
+
+    def __post_init__(self) -> None:
+        if self.learning_rate is not None and self.learning_rate <= 0:
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+        for name in ("epochs", "batch_size", "grad_accumulation", "max_length", "lora_r"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ConfigError(f"max_steps must be -1 (no limit) or >= 1, got {self.max_steps}")
+        if self.loss_on not in ("auto", "assistant", "completion", "all"):
+            raise ConfigError(f"loss_on must be auto, assistant, completion or all, got {self.loss_on!r}")
+
+    @property
+    def lr(self) -> float:
+        """The learning rate in force: the set one, or the CPU default for full / LoRA training."""
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return DEFAULT_LR_LORA if self.lora else DEFAULT_LR_FULL
