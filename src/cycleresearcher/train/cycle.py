@@ -45,6 +45,9 @@ class CycleConfig:
     """What a run asks for. Saved as config.yaml; unknown keys are errors."""
 
     policy: str = field(default="local", metadata={"help": "policy backend spec for round 0 (local, hf:PATH)"})
+    policy_options: str = field(default="", metadata={
+        "help": "backend options for sampling from the policy, e.g. dtype=bfloat16 (faster batched sampling on "
+                "CPUs with bf16 matmuls); training always loads float32"})
     reviewer: str = field(default="local", metadata={
         "help": "reward: a reviewer backend spec (reward = mean rating of its reviews) or reward:DIR (the "
                 "scalar reward model)"})
@@ -349,7 +352,7 @@ class Cycle:
         log.info("round %d: policy %s", r, spec)
 
         start = time.monotonic()
-        policy = self.policy_factory(spec)
+        policy = self.policy_factory(_with_options(spec, self.config.policy_options))
         policy.budget = self.budget
         researcher = Researcher(policy, ResearchConfig(**{**self.config.research, "seed": self.config.seed + r}))
         prompts = self.prompts(researcher)
@@ -445,6 +448,13 @@ class Cycle:
             os.replace(tmp, final)
         atomic_write(done_marker, json.dumps(result, indent=2, default=str))
         return result
+
+
+def _with_options(spec: str, options: str) -> str:
+    """`local` + `dtype=bfloat16` -> `local?dtype=bfloat16`; `hf:PATH` -> `hf:PATH?dtype=bfloat16`."""
+    if not options:
+        return spec
+    return f"{spec}{'&' if '?' in spec else '?'}{options.lstrip('?')}"
 
 
 def _progress(items: list, label: str, enabled: bool):

@@ -41,7 +41,8 @@ def summarize(run: Path) -> list[RoundSummary]:
             reward, paper_id = max(scored)
             paper = next((p for p in read_jsonl(rdir / "papers.jsonl") if p.get("paper_id") == paper_id), {})
             best = {"paper_id": paper_id, "reward": reward, "title": paper.get("title") or "(untitled)",
-                    "abstract": paper.get("abstract", "")}
+                    "abstract": paper.get("abstract", ""), "opening": " ".join((paper.get("raw_text") or "").split())[:600],
+                    "source": next((row.get("reward_source", "") for row in reviews), "")}
         out.append(RoundSummary(metrics, [s for s, _ in scored], best))
     if not out:
         raise ValueError(f"{run}: no round has finished yet")
@@ -67,7 +68,9 @@ def plot_rewards(summaries: list[RoundSummary], path: Path) -> None:
         ax.plot(xs, [s.metrics.max_reward for s in summaries], color="C2", linestyle="--", marker="^",
                 label="max")
     ax.set_xlabel("round")
-    ax.set_ylabel("reward (mean reviewer rating)")
+    source = next((s.best["source"] for s in summaries if s.best), "")
+    ax.set_ylabel("predicted mean rating (scalar reward model)" if source.startswith("reward:")
+                  else "reward (mean reviewer rating)")
     ax.set_xticks(xs)
     ax.set_title("Reward of sampled papers per round")
     ax.grid(alpha=0.3)
@@ -102,7 +105,8 @@ def write_report(run: Path) -> tuple[Path, list[RoundSummary]]:
     best = max((s.best for s in summaries if s.best), key=lambda b: b["reward"], default=None)
     if best:
         lines += ["", "## Best paper", "", f"**{best['title']}** ({best['paper_id']}, reward {best['reward']:.2f})",
-                  "", best["abstract"] or "(no abstract)"]
+                  "", best["abstract"] or "(no abstract)", "", "What the model wrote (opening):", "",
+                  "> " + (best["opening"] or "(empty)")]
     stages = sorted({k for s in summaries for k in s.metrics.seconds})
     lines += ["", "## Spend", "", "| stage | tokens | seconds |", "|---|---|---|"]
     for stage in stages:
