@@ -176,3 +176,40 @@ def test_review_of_research_folder_and_files(tmp_path):
     assert all(len(rs.ratings) == 4 for rs in sets)
     assert "ResGate" in backend.history[0].messages[1]["content"]
     assert "Two experts." in backend.history[2].messages[1]["content"]
+
+
+def test_per_review_mode_asks_missing_scores_then_meta_review():
+    one_review = ("## Summary\nA sparse routing method.\n## Strengths\nSimple.\n## Weaknesses\nSmall experiments.\n"
+                  "## Soundness\n3 good\n## Rating\n6: marginally above the acceptance threshold\n")
+    no_scores = "This paper routes tokens. It is interesting but the experiments are small."
+
+    def responder(request, i):
+        content = request.messages[-1]["content"]
+        if request.messages[0]["content"].startswith("You are an expert reviewer"):
+            return one_review if i == 0 else no_scores
+        if "overall rating" in content:
+            return "5" if "routes tokens" in content else "not sure"
+        if "Answer with one number" in content:
+            return "3 good" if "from 1 (not confident)" not in content else "4"
+        return "## Meta Review\nSplit reviews.\n## Paper Decision\nReject"
+
+    backend = FakeBackend(responder=responder)
+    rs = Reviewer(backend, config=ReviewConfig(n_reviewers=2, mode="per-review")).review(CLEAN_LATEX)
+    assert [r.rating for r in rs.reviews] == [6, 5]
+    assert [r.soundness for r in rs.reviews] == [3, 3] and [r.confidence for r in rs.reviews] == [4, 4]
+    assert rs.reviews[1].summary.startswith("This paper routes tokens.")
+    assert rs.meta_review == "Split reviews." and rs.decision == "Reject"
+    # one call for the reviews (n=2), one for the missing scores, one for the meta-review
+    first = backend.history[0]
+    assert first.n == 2 and "<<<PAPER>>>" in first.messages[1]["content"]
+    assert all("<<<PAPER>>>" not in r.messages[-1]["content"] for r in backend.history[1:])
+    assert rs.provenance.completion_tokens > 0 and rs.problems == []
+
+
+def test_auto_mode_uses_per_review_for_the_embedded_model_only():
+    fake = FakeBackend()
+    assert Reviewer(fake).mode == "set"
+    fake.spec = "local?dtype=bfloat16"
+    assert Reviewer(fake).mode == "per-review"
+    fake.spec = "hf:/models/cyclereviewer-8b"
+    assert Reviewer(fake).mode == "set"

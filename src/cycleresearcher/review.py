@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Optional, Union
 
 from .backends.base import Backend
-from .formats.prompts import review_system_prompt, review_user_prompt
-from .formats.review import parse_review_set
+from .formats.markdown import parse_score
+from .formats.prompts import (SCORE_QUESTIONS, meta_review_prompt, review_system_prompt, review_user_prompt,
+                              score_question_prompt, single_review_system_prompt)
+from .formats.review import SCORE_RANGES, SCORE_WORDS_1_4, SEPARATOR, parse_review_set, render_review
 from .injection import find_injections
 from .repair import generate_with_repairs
-from .schema import Paper, Provenance, ReviewSet
+from .schema import Completion, GenerationRequest, Paper, Provenance, Review, ReviewSet
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,14 @@ class ReviewConfig:
     max_new_tokens: int = field(default=2048, metadata={"help": "tokens for all reviews + meta-review"})
     max_repairs: int = field(default=1, metadata={"help": "re-asks when reviews, ratings or the decision are missing"})
     seed: Optional[int] = field(default=0, metadata={"help": "sampling seed; None for random"})
+    mode: str = field(default="auto", metadata={
+        "help": "set: the whole committee in one completion (the CycleReviewer format); per-review: one "
+                "completion per reviewer, missing scores asked for one by one, then the meta-review (small models); "
+                "auto: per-review for the embedded model, set otherwise"})
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("auto", "set", "per-review"):
+            raise ValueError(f"mode must be auto, set or per-review, got {self.mode!r}")
 
 
 @dataclass
@@ -120,14 +130,23 @@ class Reviewer:
         if self.config.n_reviewers < 1:
             raise ValueError(f"n_reviewers must be >= 1, got {self.config.n_reviewers}")
 
-    def messages(self, paper: PaperText) -> tuple[list[dict], list[str]]:
+    @property
+    def mode(self) -> str:
+        if self.config.mode != "auto":
+            return self.config.mode
+        # The embedded 135M model cannot keep four reviews in the form within one completion.
+        return "per-review" if self.backend.spec.split("?")[0].split(":")[0] == "local" else "set"
+
+    def messages(self, paper: PaperText, system: Optional[str] = None,
+                 max_new_tokens: Optional[int] = None) -> tuple[list[dict], list[str]]:
         """The conversation for one paper, cut to the context, and the notes about the cut."""
-        system = review_system_prompt(self.config.n_reviewers)
-        budget = self.backend.context_length - self.config.max_new_tokens - self.backend.count_tokens(system) - 96
+        system = system or review_system_prompt(self.config.n_reviewers)
+        max_new_tokens = max_new_tokens or self.config.max_new_tokens
+        budget = self.backend.context_length - max_new_tokens - self.backend.count_tokens(system) - 96
         text, notes = paper.text, []
         if budget < 256:
             raise ValueError(f"the backend context ({self.backend.context_length} tokens) leaves no room for a paper "
-                             f"after {self.config.max_new_tokens} new tokens; lower max_new_tokens")
+                             f"after {max_new_tokens} new tokens; lower max_new_tokens")
         total = self.backend.count_tokens(text)
         if total > budget:
             # Characters per token varies; shrink until the count fits.
@@ -145,6 +164,9 @@ class Reviewer:
     def review_many(self, sources: list[PaperSource], progress: bool = False) -> list[ReviewSet]:
         """One ReviewSet per paper; all papers go to the backend in one batch (repairs in a second one)."""
         papers = [paper_text(s) for s in sources]
+        if self.mode == "per-review":
+            return [self._finish(paper, notes, rs) for paper, (rs, notes) in
+                    zip(papers, self._per_review(papers, progress))]
         prepared = [self.messages(p) for p in papers]
         c = self.config
         attempts = generate_with_repairs(
@@ -157,15 +179,76 @@ class Reviewer:
         out = []
         for paper, (_, notes), attempt in zip(papers, prepared, attempts):
             rs = attempt.result
-            rs.paper_id = paper.paper_id
             rs.messages = attempt.messages
-            rs.problems = paper.problems + notes + rs.problems
-            rs.flags = [str(f) for f in find_injections(paper.text, paper.latex_source)]
-            rs.provenance = Provenance(model=self.backend.spec, seed=c.seed, prompt_tokens=attempt.prompt_tokens,
-                                       completion_tokens=attempt.completion_tokens,
-                                       seconds=round(attempt.seconds, 3), stage="review",
-                                       created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+            _account(rs, attempt.completions)
             if len(attempt.completions) > 1:
                 rs.problems.append(f"needed {len(attempt.completions) - 1} repair request(s)")
-            out.append(rs)
+            out.append(self._finish(paper, notes, rs))
         return out
+
+    def _finish(self, paper: PaperText, notes: list[str], rs: ReviewSet) -> ReviewSet:
+        rs.paper_id = paper.paper_id
+        rs.problems = paper.problems + notes + rs.problems
+        rs.flags = [str(f) for f in find_injections(paper.text, paper.latex_source)]
+        rs.provenance.model = self.backend.spec
+        rs.provenance.seed = self.config.seed
+        rs.provenance.stage = "review"
+        rs.provenance.created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        return rs
+
+    def _per_review(self, papers: list[PaperText], progress: bool) -> list[tuple[ReviewSet, list[str]]]:
+        """One completion per reviewer; each missing score asked for with the review as context; then the
+        meta-review from the reviews. Three batched backend calls for all papers."""
+        c = self.config
+        n = c.n_reviewers
+        per_review_tokens = max(256, c.max_new_tokens // n)
+        prepared = [self.messages(p, single_review_system_prompt(), per_review_tokens) for p in papers]
+        options = {"temperature": c.temperature, "top_p": c.top_p, "seed": c.seed, "stage": "review"}
+        results = self.backend.generate([GenerationRequest(messages=m, n=n, max_new_tokens=per_review_tokens,
+                                                           **options) for m, _ in prepared], progress=progress)
+        sets, spent = [], []
+        for (messages, _), completions in zip(prepared, results):
+            rs = ReviewSet(messages=messages)
+            for j, completion in enumerate(completions):
+                parsed = parse_review_set(completion.text)
+                review = parsed.reviews[0] if parsed.reviews else Review(summary=completion.text.strip())
+                rs.reviews.append(review)
+            rs.raw_text = f"\n\n{SEPARATOR}\n\n".join(x.text for x in completions)
+            sets.append(rs)
+            spent.append(list(completions))
+
+        # Missing scores: a short question each, with the review (not the paper) as context.
+        asks = [(i, j, name) for i, rs in enumerate(sets) for j, review in enumerate(rs.reviews)
+                for name in SCORE_QUESTIONS if getattr(review, name) is None]
+        if asks:
+            requests = [GenerationRequest(messages=[{"role": "user", "content": score_question_prompt(
+                render_review(sets[i].reviews[j]), name)}], n=1, max_new_tokens=8, temperature=0.0,
+                seed=c.seed, stage="review") for i, j, name in asks]
+            for (i, j, name), completions in zip(asks, self.backend.generate(requests)):
+                low, high = SCORE_RANGES[name]
+                value, problem = parse_score(completions[0].text, low, high, f"review {j + 1}: {name}",
+                                             SCORE_WORDS_1_4 if high == 4 else None)
+                setattr(sets[i].reviews[j], name, value)
+                spent[i].append(completions[0])
+                if problem:
+                    sets[i].problems.append(problem + " (asked separately)")
+
+        requests = [GenerationRequest(messages=[{"role": "user", "content": meta_review_prompt(
+            f"\n\n{SEPARATOR}\n\n".join(render_review(r) for r in rs.reviews))}], n=1, max_new_tokens=256,
+            **options) for rs in sets]
+        for rs, completions, costs in zip(sets, self.backend.generate(requests), spent):
+            meta = parse_review_set(completions[0].text)
+            rs.meta_review = meta.meta_review or completions[0].text.strip()
+            rs.decision = meta.decision
+            if rs.decision is None:
+                rs.problems.append("missing paper decision")
+            rs.raw_text += f"\n\n{SEPARATOR}\n\n{completions[0].text}"
+            costs.append(completions[0])
+            _account(rs, costs)
+        return [(rs, notes) for rs, (_, notes) in zip(sets, prepared)]
+
+
+def _account(rs: ReviewSet, completions: list[Completion]) -> None:
+    rs.provenance = Provenance(prompt_tokens=sum(c.prompt_tokens for c in completions),
+                               completion_tokens=sum(c.completion_tokens for c in completions),
+                               seconds=round(sum(c.seconds for c in completions), 3))

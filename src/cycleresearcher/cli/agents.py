@@ -63,6 +63,8 @@ def review(
     backend: str = typer.Option("local", help=BACKEND_HELP),
     max_new_tokens: int = typer.Option(2048, help="Tokens for all reviews and the meta-review."),
     seed: int = typer.Option(0, help="Sampling seed."),
+    mode: str = typer.Option("auto", help="set (all reviews in one completion, the CycleReviewer format), "
+                                          "per-review (one completion per reviewer; small models), or auto."),
     as_json: bool = typer.Option(False, "--json", help="Print the ReviewSet as JSON."),
     out: Optional[Path] = typer.Option(None, help="Also write the ReviewSet JSON here."),
 ):
@@ -74,7 +76,7 @@ def review(
     with clean_errors():
         if not paper.exists():
             raise FileNotFoundError(f"paper not found: {paper}")
-        config = ReviewConfig(n_reviewers=reviewers, max_new_tokens=max_new_tokens, seed=seed)
+        config = ReviewConfig(n_reviewers=reviewers, max_new_tokens=max_new_tokens, seed=seed, mode=mode)
         review_set = Reviewer(get_backend(backend), config=config).review(paper, progress=True)
     data = review_set.to_dict()
     if out is not None:
