@@ -173,6 +173,19 @@ def _token_ids(texts: Sequence[str]) -> list[list[int]]:
     return tok(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
 
 
+def _from_cache(texts: list[str], cache: Optional[Path], kind: str) -> tuple[np.ndarray, dict[str, list[int]]]:
+    """(vectors with cached rows filled, {text: row indices} still to compute)."""
+    out = np.zeros((len(texts), DIM), dtype=np.float32)
+    missing: dict[str, list[int]] = {}
+    for i, text in enumerate(texts):
+        vec = _read(cache, _key(text, kind))
+        if vec is None:
+            missing.setdefault(text, []).append(i)
+        else:
+            out[i] = vec
+    return out, missing
+
+
 def embed_texts(texts: list[str], batch_size: int = 32, cache_dir: Optional[Path] = None,
                 use_cache: bool = True) -> np.ndarray:
     """Embed short texts: (n, 384) float32, each row L2-normalised; texts past 256 tokens are cut.
@@ -182,15 +195,7 @@ def embed_texts(texts: list[str], batch_size: int = 32, cache_dir: Optional[Path
     if isinstance(texts, str):
         raise TypeError("embed_texts takes a list of strings; wrap a single text in a list")
     cache = _resolve_cache(cache_dir, use_cache)
-    out = np.zeros((len(texts), DIM), dtype=np.float32)
-    keys = [_key(t) for t in texts]
-    missing: dict[str, list[int]] = {}
-    for i, (text, key) in enumerate(zip(texts, keys)):
-        vec = _read(cache, key)
-        if vec is None:
-            missing.setdefault(text, []).append(i)
-        else:
-            out[i] = vec
+    out, missing = _from_cache(texts, cache, "text")
     if missing:
         todo = list(missing)
         ids = [x[:MAX_TOKENS - 2] for x in _token_ids(todo)]
@@ -240,14 +245,7 @@ def embed_documents(texts: list[str], chunk_tokens: int = 256, max_chunks: int =
         raise ValueError(f"max_chunks must be >= 1, got {max_chunks}")
     cache = _resolve_cache(cache_dir, use_cache)
     kind = f"doc:{chunk_tokens}:{max_chunks}"
-    out = np.zeros((len(texts), DIM), dtype=np.float32)
-    missing: dict[str, list[int]] = {}
-    for i, text in enumerate(texts):
-        vec = _read(cache, _key(text, kind))
-        if vec is None:
-            missing.setdefault(text, []).append(i)
-        else:
-            out[i] = vec
+    out, missing = _from_cache(texts, cache, kind)
     if missing:
         todo = list(missing)
         all_chunks: list[list[int]] = []

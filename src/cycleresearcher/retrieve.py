@@ -7,7 +7,6 @@ abstracts, rank them against the topic with sentence embeddings, and write the l
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from pathlib import Path
@@ -47,16 +46,12 @@ def load_references(path: Path) -> list[Reference]:
 
 
 def _from_jsonl(path: Path) -> list[Reference]:
+    from .data.local import iter_jsonl
+
     refs = []
-    for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{n}: not JSON ({exc.msg})") from exc
-        if not isinstance(row, dict) or not row.get("title"):
-            raise ValueError(f"{path}:{n}: each line needs an object with a 'title'")
+    for n, row in enumerate(iter_jsonl(path), 1):
+        if not row.get("title"):
+            raise ValueError(f"{path}: row {n} has no 'title'")
         authors = row.get("authors") or []
         refs.append(Reference(
             key=str(row.get("key") or row.get("id") or row.get("paper_id") or _key_from_title(row["title"], n)),

@@ -360,6 +360,8 @@ class Cycle:
         ids = round_prompts(list(by_id), self.config.prompts_per_round, self.config.seed, r)
         papers = self._sample(r, researcher, [by_id[i] for i in ids])
         seconds["research"] = round(time.monotonic() - start, 3)
+        log.info("round %d: sampled %d papers in %.0f s; peak RSS %.0f MB", r, len(papers), seconds["research"],
+                 _peak_rss_mb())
         tokens["research"] = policy.usage.stages.get("research").tokens if "research" in policy.usage.stages else 0
         del researcher, policy
         _release_models()
@@ -375,6 +377,7 @@ class Cycle:
         start = time.monotonic()
         train_metrics = self._train(r, spec, pairs)
         seconds["train"] = round(time.monotonic() - start, 3)
+        log.info("round %d: trained in %.0f s; peak RSS %.0f MB", r, seconds["train"], _peak_rss_mb())
         _release_models()
 
         values = [v for v in rewards.values() if v is not None]
@@ -475,6 +478,19 @@ def _release_models() -> None:
             del base._CACHE[spec]
     load_causal_lm.cache_clear()
     gc.collect()
+    try:  # give freed heap pages back to the OS, so the next stage's peak does not stack on this one's
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+    log.info("models released; peak RSS so far %.0f MB", _peak_rss_mb())
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_cycle(out: Path, config: Optional[CycleConfig] = None, resume: bool = False, **kwargs) -> list[RoundMetrics]:

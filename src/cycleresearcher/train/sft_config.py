@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from ._config import ConfigError, StrictConfig
+from ._config import ConfigError, ModelOptions
 
 # Learning rates used when `learning_rate` is left unset (per optimizer step, AdamW).
 DEFAULT_LR_FULL = 2e-5
@@ -13,7 +13,7 @@ DEFAULT_LR_LORA = 2e-4
 
 
 @dataclass
-class SFTConfigLite(StrictConfig):
+class SFTConfigLite(ModelOptions):
     """Hyper-parameters of `train_sft` (see `SFTConfigLite.help()` for each field's text)."""
 
     learning_rate: Optional[float] = field(default=None, metadata={
@@ -31,20 +31,6 @@ class SFTConfigLite(StrictConfig):
     loss_on: Literal["auto", "assistant", "completion", "all"] = field(default="auto", metadata={
         "help": "Which tokens carry loss: every assistant turn ('assistant'; 'auto' picks it for chat data whose "
                 "template allows it), the last assistant turn or the completion ('completion'), or all tokens."})
-    lora: bool = field(default=False, metadata={
-        "help": "Train LoRA adapters (peft) instead of all weights; they are merged before saving."})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
-    lora_dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA input."})
-    lora_target_modules: str = field(default="all-linear", metadata={
-        "help": "Modules that get adapters: 'all-linear' or a comma-separated list such as 'q_proj,v_proj'."})
-    seed: int = field(default=0, metadata={"help": "Seed for data order, LoRA init and dropout."})
-    activation_checkpointing: bool = field(default=False, metadata={
-        "help": "Recompute activations in the backward pass: less memory, about 20-30% slower."})
-    bf16: bool = field(default=False, metadata={
-        "help": "bfloat16 mixed precision (GPUs with bf16 support; keep False on CPU)."})
-    dtype: Literal["float32", "bfloat16", "float16"] = field(default="float32", metadata={
-        "help": "dtype the weights are loaded in (GGUF weights are dequantised to it)."})
 
     def __post_init__(self) -> None:
         if self.learning_rate is not None and self.learning_rate <= 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from ._config import ConfigError, StrictConfig
+from ._config import ConfigError, ModelOptions
 
 # Learning rates used when `learning_rate` is left unset (per optimizer step, AdamW).
 DEFAULT_LR_FULL = 1e-5
@@ -18,7 +18,7 @@ DEFAULT_LR_LORA = 1e-4
 
 
 @dataclass
-class SimPOConfig(StrictConfig):
+class SimPOConfig(ModelOptions):
     """Hyper-parameters of `train_simpo` (see `SimPOConfig.help()` for each field's text)."""
 
     beta: float = field(default=2.0, metadata={
@@ -49,23 +49,9 @@ class SimPOConfig(StrictConfig):
         "help": "Maximum tokens of prompt + response; responses are cut to fit, as TRL does."})
     max_prompt_length: int = field(default=512, metadata={
         "help": "Maximum prompt tokens; longer prompts keep their last tokens (the end holds the instruction)."})
-    lora: bool = field(default=False, metadata={
-        "help": "Train LoRA adapters (peft) instead of all weights; they are merged before saving."})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
-    lora_dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA input."})
-    lora_target_modules: str = field(default="all-linear", metadata={
-        "help": "Modules that get adapters: 'all-linear' or a comma-separated list such as 'q_proj,v_proj'."})
-    seed: int = field(default=0, metadata={"help": "Seed for data order, LoRA init and dropout."})
     use_trl: Literal["auto", "always", "never"] = field(default="auto", metadata={
         "help": "Trainer: TRL's CPOTrainer (loss_type='simpo') when importable ('auto'), always, or never "
                 "(our own loop with the same loss and tokenisation)."})
-    activation_checkpointing: bool = field(default=False, metadata={
-        "help": "Recompute activations in the backward pass: less memory, about 20-30% slower."})
-    bf16: bool = field(default=False, metadata={
-        "help": "bfloat16 mixed precision (GPUs with bf16 support; keep False on CPU)."})
-    dtype: Literal["float32", "bfloat16", "float16"] = field(default="float32", metadata={
-        "help": "dtype the weights are loaded in (GGUF weights are dequantised to it)."})
     eval_margins: bool = field(default=True, metadata={
         "help": "Measure the mean reward margin over all pairs before and after training (two no-grad passes)."})
 
