@@ -36,11 +36,66 @@ def embedded_model_file() -> Path:
     raise BackendError(f"no .gguf file inside the {EMBEDDED_PACKAGE} package; reinstall with: {INSTALL_HINT}")
 
 
+def cache_home() -> Path:
+    """$CYCLERESEARCHER_HOME, or ~/.cache/cycleresearcher."""
+    home = os.environ.get("CYCLERESEARCHER_HOME")
+    return Path(home).expanduser() if home else Path.home() / ".cache" / "cycleresearcher"
+
+
+def forget_gguf_quantization(model) -> None:
+    """Mark a GGUF-loaded model as the plain float model it is.
+
+    transformers dequantises GGUF tensors on load but keeps the model marked as quantized; trainers then refuse
+    it, and save_pretrained would write that marking into the checkpoint.
+    """
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if getattr(model.config, "quantization_config", None) is not None:
+        del model.config.quantization_config
+    if hasattr(model, "quantization_method"):
+        delattr(model, "quantization_method")
+
+
+def embedded_model_folder() -> Path:
+    """The embedded GGUF converted once to a float32 safetensors folder under the cache home.
+
+    Dequantising the GGUF costs 15-45 s and about 1 GB of transient memory at every load; the converted folder
+    loads in a second or two, memory-mapped. The conversion is written to a temporary folder and renamed.
+    """
+    import shutil
+
+    gguf = embedded_model_file()
+    target = cache_home() / "models" / f"{gguf.stem}-float32"
+    if (target / "config.json").exists():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting the embedded model %s to %s (once)", gguf.name, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True,
+                                                     dtype=torch.float32)
+    except (OSError, ValueError) as exc:
+        raise BackendError(f"could not load the embedded model {gguf}: {exc}") from exc
+    forget_gguf_quantization(model)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    del model
+    try:
+        os.replace(tmp, target)
+    except OSError:  # another process converted it first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 def resolve_model_path(spec: str) -> tuple[Path, str | None]:
-    """(folder, gguf file name or None) for `local`, a folder, or a .gguf file."""
+    """(folder, gguf file name or None) for `local` (the converted embedded model), a folder, or a .gguf file."""
     if spec in ("", "local", "embedded"):
-        f = embedded_model_file()
-        return f.parent, f.name
+        return embedded_model_folder(), None
     path = Path(os.path.expanduser(spec))
     if not path.exists():
         raise BackendError(f"model path {spec!r} does not exist (specs name a local folder or .gguf file; "

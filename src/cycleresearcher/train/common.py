@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.base import BackendError
-from ..backends.hf import resolve_model_path
+from ..backends.hf import forget_gguf_quantization, resolve_model_path
 
 log = logging.getLogger(__name__)
 
@@ -49,23 +49,10 @@ def load_trainable(spec: str, dtype: str = "float32"):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if gguf:
-        _forget_gguf_quantization(model)
+        forget_gguf_quantization(model)
     model.config.use_cache = False  # the KV cache is useless in training and costs memory
     model.train()
     return model, tokenizer
-
-
-def _forget_gguf_quantization(model) -> None:
-    # transformers dequantises GGUF tensors to plain float weights on load but keeps the model marked as
-    # quantized, and the HF Trainer then refuses to train it ("purely quantized model"). The weights are
-    # ordinary tensors, so drop the marking: trainers accept the model and save_pretrained writes a plain checkpoint.
-    model.hf_quantizer = None
-    model.is_quantized = False
-    if getattr(model.config, "quantization_config", None) is not None:
-        del model.config.quantization_config
-    for attr in ("quantization_method",):
-        if hasattr(model, attr):
-            delattr(model, attr)
 
 
 def wrap_lora(model, r: int, alpha: int, dropout: float, target_modules: str):
