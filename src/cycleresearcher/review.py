@@ -44,6 +44,9 @@ class ReviewConfig:
     max_new_tokens: int = field(default=2048, metadata={"help": "tokens for all reviews + meta-review"})
     max_repairs: int = field(default=1, metadata={"help": "re-asks when reviews, ratings or the decision are missing"})
     seed: Optional[int] = field(default=0, metadata={"help": "sampling seed; None for random"})
+    max_paper_tokens: int = field(default=0, metadata={
+        "help": "cut papers to this many tokens (0: whatever the backend's context leaves; per-review mode on the "
+                "embedded model uses 3000, since it reads the paper once per reviewer on a CPU)"})
     mode: str = field(default="auto", metadata={
         "help": "set: the whole committee in one completion (the CycleReviewer format); per-review: one "
                 "completion per reviewer, missing scores asked for one by one, then the meta-review (small models); "
@@ -147,14 +150,17 @@ class Reviewer:
         if budget < 256:
             raise ValueError(f"the backend context ({self.backend.context_length} tokens) leaves no room for a paper "
                              f"after {max_new_tokens} new tokens; lower max_new_tokens")
+        cap = self.config.max_paper_tokens or (3000 if self.mode == "per-review" and self.config.mode == "auto" else 0)
+        if cap:
+            budget = min(budget, cap)
         total = self.backend.count_tokens(text)
         if total > budget:
             # Characters per token varies; shrink until the count fits.
             cut = text
             while self.backend.count_tokens(cut) > budget and len(cut) > 100:
                 cut = cut[: int(len(cut) * budget / max(1, self.backend.count_tokens(cut)) * 0.97)]
-            notes.append(f"paper cut from {total} to {self.backend.count_tokens(cut)} tokens to fit the backend "
-                         f"context ({self.backend.context_length} tokens)")
+            notes.append(f"paper cut from {total} to {self.backend.count_tokens(cut)} tokens to fit the reviewer's "
+                         f"budget ({budget} tokens; backend context {self.backend.context_length})")
             text = cut + "\n\n[... the rest of the paper was cut to fit the reviewer's context ...]"
         return [{"role": "system", "content": system}, {"role": "user", "content": review_user_prompt(text)}], notes
 

@@ -23,7 +23,8 @@ def research(
     backend: str = typer.Option("local", help=BACKEND_HELP),
     mode: str = typer.Option("single", help="single (one completion, as the released model) or staged."),
     top_k: int = typer.Option(8, help="References kept after ranking by similarity to the topic."),
-    max_new_tokens: int = typer.Option(2048, help="Tokens per completion."),
+    max_new_tokens: int = typer.Option(1536, help="Tokens per completion."),
+    max_repairs: int = typer.Option(1, help="Re-asks when the LaTeX paper, title or setup is missing."),
     temperature: float = typer.Option(0.4, help="Sampling temperature."),
     seed: int = typer.Option(0, help="Sampling seed."),
     runner: Optional[str] = typer.Option(None, help="Experiment command run on setup.json; its JSON results "
@@ -41,7 +42,7 @@ def research(
             if source is not None:
                 references.extend(load_references(source))
         config = ResearchConfig(mode=mode, top_k_references=top_k, max_new_tokens=max_new_tokens,
-                                temperature=temperature, seed=seed)
+                                temperature=temperature, seed=seed, max_repairs=max_repairs)
         researcher = Researcher(get_backend(backend), config)
         paper = researcher.write(topic, references, progress=True)
         if runner:
