@@ -213,3 +213,20 @@ def test_auto_mode_uses_per_review_for_the_embedded_model_only():
     assert Reviewer(fake).mode == "per-review"
     fake.spec = "hf:/models/cyclereviewer-8b"
     assert Reviewer(fake).mode == "set"
+
+
+class ChoosingBackend(FakeBackend):
+    """A scripted backend that can also score constrained choices (as the local backend does)."""
+
+    def choice_logprobs(self, conversations, choices):
+        favourite = {"4": 0.0, "8": 0.0, "Reject": 0.0}
+        return [[favourite.get(c, -5.0) for c in choices] for _ in conversations]
+
+
+def test_per_review_mode_chooses_missing_scores_by_likelihood():
+    backend = ChoosingBackend(responder=lambda request, i: "The paper is fine." if i >= 0 else "")
+    rs = Reviewer(backend, config=ReviewConfig(n_reviewers=2, mode="per-review")).review("paper text")
+    assert [r.rating for r in rs.reviews] == [8, 8] and [r.soundness for r in rs.reviews] == [4, 4]
+    assert [r.confidence for r in rs.reviews] == [4, 4]
+    assert rs.decision == "Reject" and any("chosen by the model's likelihood" in p for p in rs.problems)
+    assert len(backend.history) == 2  # the reviews and the meta-review; scores came from choice scoring

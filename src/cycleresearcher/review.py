@@ -226,6 +226,9 @@ class Reviewer:
         # Missing scores: a short question each, with the review (not the paper) as context.
         asks = [(i, j, name) for i, rs in enumerate(sets) for j, review in enumerate(rs.reviews)
                 for name in SCORE_QUESTIONS if getattr(review, name) is None]
+        if asks and hasattr(self.backend, "choice_logprobs"):
+            self._choose_scores(sets, asks)
+            asks = []
         if asks:
             requests = [GenerationRequest(messages=[{"role": "user", "content": score_question_prompt(
                 render_review(sets[i].reviews[j]), name)}], n=1, max_new_tokens=8, temperature=0.0,
@@ -240,18 +243,51 @@ class Reviewer:
                     sets[i].problems.append(problem + " (asked separately)")
 
         requests = [GenerationRequest(messages=[{"role": "user", "content": meta_review_prompt(
-            f"\n\n{SEPARATOR}\n\n".join(render_review(r) for r in rs.reviews))}], n=1, max_new_tokens=256,
+            render_review_set_text(rs))}], n=1, max_new_tokens=256,
             **options) for rs in sets]
         for rs, completions, costs in zip(sets, self.backend.generate(requests), spent):
             meta = parse_review_set(completions[0].text)
             rs.meta_review = meta.meta_review or completions[0].text.strip()
             rs.decision = meta.decision
+            if rs.decision is None and hasattr(self.backend, "choice_logprobs"):
+                question = [{"role": "user", "content": meta_review_prompt(render_review_set_text(rs))
+                             + "\n\nAnswer with one word: Accept or Reject."}]
+                accept, reject = self.backend.choice_logprobs([question], ["Accept", "Reject"])[0]
+                rs.decision = "Accept" if accept > reject else "Reject"
+                rs.problems.append("paper decision chosen by the model's likelihood of Accept/Reject")
             if rs.decision is None:
                 rs.problems.append("missing paper decision")
             rs.raw_text += f"\n\n{SEPARATOR}\n\n{completions[0].text}"
             costs.append(completions[0])
             _account(rs, costs)
         return [(rs, notes) for rs, (_, notes) in zip(sets, prepared)]
+
+
+    def _choose_scores(self, sets: list[ReviewSet], asks: list[tuple[int, int, str]]) -> None:
+        """Missing scores as constrained choices: the allowed value the model finds most likely as its answer
+        (a small model asked for a number often writes "1.5", "100" or prose instead)."""
+        for name in SCORE_QUESTIONS:
+            mine = [(i, j) for i, j, n in asks if n == name]
+            if not mine:
+                continue
+            choices = SCORE_CHOICES[name]
+            conversations = [[{"role": "user", "content": score_question_prompt(render_review(sets[i].reviews[j]),
+                                                                                name)}] for i, j in mine]
+            for (i, j), logps in zip(mine, self.backend.choice_logprobs(conversations, choices)):
+                best = max(range(len(choices)), key=lambda k: logps[k])
+                setattr(sets[i].reviews[j], name, int(choices[best]))
+                sets[i].problems.append(f"review {j + 1}: {name} chosen by the model's likelihood among "
+                                        f"{'/'.join(choices)} (it did not write one)")
+
+
+def render_review_set_text(rs: ReviewSet) -> str:
+    return f"\n\n{SEPARATOR}\n\n".join(render_review(r) for r in rs.reviews)
+
+
+# Allowed answers on the ICLR 2024 form (the rating form uses only these six values).
+SCORE_CHOICES = {"soundness": ["1", "2", "3", "4"], "presentation": ["1", "2", "3", "4"],
+                 "contribution": ["1", "2", "3", "4"], "rating": ["1", "3", "5", "6", "8", "10"],
+                 "confidence": ["1", "2", "3", "4", "5"]}
 
 
 def _account(rs: ReviewSet, completions: list[Completion]) -> None:

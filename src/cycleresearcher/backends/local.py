@@ -105,6 +105,49 @@ class LocalBackend(Backend):
         # the template already holds every special token, so the tokenizer must not add a BOS again
         return self.tokenizer.encode(text, add_special_tokens=False)
 
+    # ---- constrained choice ---------------------------------------------------------------------
+
+    def choice_logprobs(self, messages_list: list[list[dict]], choices: list[str]) -> list[list[float]]:
+        """For each conversation, the log-probability of each choice as the whole assistant reply.
+
+        Each choice is scored as its tokens followed by the end-of-turn token, so "1" does not win merely by
+        being the prefix of "10". One right-padded forward pass over all (conversation, choice) rows.
+        """
+        import torch
+
+        end = self.tokenizer.eos_token_id
+        rows, spans = [], []
+        for messages in messages_list:
+            prompt = self.prompt_ids(messages)
+            for choice in choices:
+                answer = self.tokenizer.encode(choice, add_special_tokens=False) + ([end] if end is not None else [])
+                rows.append(prompt + answer)
+                spans.append((len(prompt), len(answer)))
+        # Left padding puts every answer at the right edge, so only the last positions need logits (a 49k
+        # vocabulary over whole prompts would cost gigabytes).
+        width = max(len(r) for r in rows)
+        keep = max(length for _, length in spans) + 1
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
+            mask[i, width - len(r):] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = []
+        with torch.inference_mode():
+            for lo in range(0, len(rows), 8):
+                hi = lo + 8
+                logits = self.model(input_ids=ids[lo:hi].to(self.device), attention_mask=mask[lo:hi].to(self.device),
+                                    position_ids=positions[lo:hi].to(self.device), logits_to_keep=keep).logits
+                logps = torch.log_softmax(logits.float(), dim=-1)  # (rows, keep, vocab)
+                for j in range(logps.shape[0]):
+                    length = spans[lo + j][1]
+                    targets = ids[lo + j, width - length:].to(logps.device)
+                    picked = logps[j, keep - 1 - length:keep - 1].gather(-1, targets[:, None]).squeeze(-1)
+                    out.append(float(picked.sum()))
+        self.usage.add("choice", sum(len(r) for r in rows), 0, 0.0)
+        return [out[k * len(choices):(k + 1) * len(choices)] for k in range(len(messages_list))]
+
     # ---- batching -------------------------------------------------------------------------------
 
     def _rows(self, requests: list[GenerationRequest]) -> list[_Row]:
