@@ -538,13 +538,9 @@ def evaluate_reviewer(predictions: Sequence[Mapping[str, Any]], rows: Iterable[M
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically (tmp file + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, ensure_ascii=False)
-        fh.write("\n")
-    os.replace(tmp, path)
+    from .data.cache import write_bytes_atomic
+
+    write_bytes_atomic(Path(path), (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def calibration_plot(probs: Mapping[str, np.ndarray], accept: np.ndarray, path: Path, n_bins: int = 10) -> Path:
@@ -673,11 +669,9 @@ def evaluate_reviewer_spec(spec: str, data: Path, split: str = "test", limit: Op
 
 
 def _write_jsonl(path: Path, records: Iterable[Mapping[str, Any]]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        for rec in records:
-            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    from .data.cache import write_bytes_atomic
+
+    write_bytes_atomic(path, "".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in records).encode("utf-8"))
 
 
 # ---- generated papers of a cycle run --------------------------------------------------------------------------

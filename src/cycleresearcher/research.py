@@ -248,10 +248,10 @@ def conclude_with_results(researcher: Researcher, paper: Paper, results: list[di
 # ---- output folder ----------------------------------------------------------------------------------------
 
 def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """Write text atomically (the shared temp-file-and-rename writer; no partial file survives a crash)."""
+    from .data.cache import write_bytes_atomic
+
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def save_paper_folder(paper: Paper, out_dir: Path, extra_metadata: Optional[dict] = None) -> dict[str, Path]:

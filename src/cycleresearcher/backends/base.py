@@ -183,3 +183,10 @@ def get_backend(spec: str, fresh: bool = False) -> Backend:
             backend.spec = backend.spec or spec
             _CACHE[spec] = backend
         return _CACHE[spec]
+
+
+def release_backends(prefix: str) -> None:
+    """Drop cached backends whose spec starts with `prefix`, so their models can be freed."""
+    with _CACHE_LOCK:
+        for spec in [s for s in _CACHE if s.startswith(prefix)]:
+            del _CACHE[spec]

@@ -470,12 +470,10 @@ def _progress(items: list, label: str, enabled: bool):
 
 def _release_models() -> None:
     """Free cached models between stages so that one round holds one policy copy at a time."""
-    from ..backends import base
+    from ..backends.base import release_backends
     from ..backends.hf import load_causal_lm
 
-    with base._CACHE_LOCK:
-        for spec in [s for s in base._CACHE if s.startswith("hf:")]:
-            del base._CACHE[spec]
+    release_backends("hf:")
     load_causal_lm.cache_clear()
     gc.collect()
     try:  # give freed heap pages back to the OS, so the next stage's peak does not stack on this one's
