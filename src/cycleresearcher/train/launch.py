@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import logging
 import sys
 from pathlib import Path
@@ -127,7 +128,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(metrics))
+    # One write(2) per rank: two ranks share stdout, and a print can interleave with the other rank's line.
+    os.write(1, (json.dumps(metrics) + "\n").encode("utf-8"))
     return 0
 
 
