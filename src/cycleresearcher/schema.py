@@ -176,6 +176,9 @@ class ReviewSet(Record):
     messages: list[Message] = field(default_factory=list)
     raw_text: str = ""
     provenance: Provenance = field(default_factory=Provenance)
+    # Per review, where each score came from: {"rating": "written" | "asked" | "chosen" | "missing", ...}
+    # ("asked": parsed from a separate short question; "chosen": the allowed value of highest likelihood).
+    score_sources: list[dict[str, str]] = field(default_factory=list)
 
     _derived = ("mean_rating",)
 
@@ -190,7 +193,7 @@ class ReviewSet(Record):
 
     @property
     def accepted(self) -> Optional[bool]:
-        return None if self.decision is None else self.decision.lower().startswith("accept")
+        return decision_is_accept(self.decision)
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
@@ -279,3 +282,46 @@ class Completion(Record):
     completion_tokens: int = 0
     seconds: float = 0.0
     model: str = ""
+
+
+def decision_is_accept(decision: Any) -> Optional[bool]:
+    """True for an accept ("Accept", "accept (poster)", True), False for anything else, None when missing.
+
+    The one place that decides "accepted?": reviews, dataset rows and judges all ask here."""
+    if decision is None:
+        return None
+    if isinstance(decision, bool):
+        return decision
+    return str(decision).strip().lower().startswith("accept")
+
+
+SCORE_SOURCES = ("written", "asked", "chosen", "missing")
+
+
+@dataclass
+class Verdict(Record):
+    """One judge's score of one paper, with where the score came from (see judges.py).
+
+    `score` is on the judge's scale (a mean rating 1-10 for reviewers, the reward model and the baselines).
+    A paper whose text the injection finder flags gets the judge's minimum score (`penalized`), and the
+    score it would have had is kept in `unpenalized_score`."""
+
+    paper_id: str = ""
+    score: Optional[float] = None  # None: the judge could not score it (no review parsed)
+    accept_prob: Optional[float] = None
+    decision: Optional[str] = None  # "Accept" | "Reject" | None
+    source: str = ""  # the judge's spec: reward:DIR, local, openai:..., constant, length
+    score_counts: dict[str, int] = field(default_factory=dict)  # {"written": n, "asked": n, "chosen": n, ...}
+    problems: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)  # injection flags found in the paper
+    penalized: bool = False
+    unpenalized_score: Optional[float] = None
+    review_set: Optional[ReviewSet] = None
+    details: dict[str, Any] = field(default_factory=dict)  # judge-specific extras (e.g. reward-model heads)
+
+    @property
+    def accepted(self) -> Optional[bool]:
+        if self.decision is not None:
+            return decision_is_accept(self.decision)
+        return None if self.accept_prob is None else self.accept_prob >= 0.5
+
