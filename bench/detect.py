@@ -124,7 +124,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from cycleresearcher.backends.hf import load_causal_lm
+    from cycleresearcher.backends.loader import load_causal_lm
 
     rng = random.Random(args.seed)
     # Over-ask by 25%: some generations stop before --tokens tokens and are dropped with their human pair.

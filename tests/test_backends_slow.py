@@ -21,6 +21,7 @@ def test_local_embedded_model_writes_english():
     # common English words, not random tokens
     assert sum(w.lower().strip(".,()") in {"the", "a", "of", "and", "to", "in", "is", "are"} for w in words) >= 3, text
     assert backend.context_length == 8192
+    assert backend.default_review_mode == "per-review" and backend.supports_choice_scoring
     assert completion.prompt_tokens == backend.count_tokens(
         backend.tokenizer.apply_chat_template(request.messages, add_generation_prompt=True, tokenize=False))
     assert backend.usage.to_dict()["research"]["completion_tokens"] == completion.completion_tokens == 48

@@ -175,7 +175,7 @@ class Detector:
             return self._models
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
-        from .backends.hf import load_causal_lm
+        from .backends.loader import load_causal_lm
 
         scoring, tokenizer = load_causal_lm(self.scoring_spec)
         sampling = scoring

@@ -1,26 +1,32 @@
-"""The one interface every model backend implements, plus accounting, budgets and the spec registry.
+"""The one interface every model backend implements: requests in, completions out, with accounting and budgets.
 
 A backend takes many `GenerationRequest`s at once and returns, for each, its `n` `Completion`s. Subclasses
-implement only `_execute`; this base class validates requests, records tokens and seconds per stage, and
-enforces a budget. Specs pick a backend: `local`, `hf:PATH`, `openai:MODEL@BASE_URL`, `vllm:PATH`, `fake`.
+implement only `_execute` (and `_choice_logprobs` when they can score choices); this base class validates
+requests, records tokens and seconds per stage, and enforces a budget. What a backend can do is declared in
+class flags (`supports_choice_scoring`, `context_length`, `can_batch`, `supports_seed`, `default_review_mode`),
+so callers check a flag instead of probing for methods or reading the spec string.
+
+This module knows no implementation: specs are turned into backends by `registry.py`.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Optional
 
+from ..errors import InputError, StepError
 from ..schema import Completion, GenerationRequest, Message
 
-log = logging.getLogger(__name__)
+
+class BackendError(StepError):
+    """A backend could not produce completions (missing model, server error after retries)."""
 
 
-class BackendError(RuntimeError):
-    """A backend could not produce completions (bad spec, missing model, server error after retries)."""
+class BackendSpecError(BackendError, InputError):
+    """A backend spec string cannot be used: unknown prefix, unknown option, missing model name."""
 
 
 class BudgetExceeded(BackendError):
@@ -41,15 +47,15 @@ class StageUsage:
 
 @dataclass
 class Usage:
-    """Tokens and seconds spent, per stage label (research, review, ...)."""
+    """Tokens, seconds and model calls spent, per stage label (research, review, choice, ...)."""
 
     stages: dict[str, StageUsage] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def add(self, stage: str, prompt_tokens: int, completion_tokens: int, seconds: float) -> None:
+    def add(self, stage: str, prompt_tokens: int, completion_tokens: int, seconds: float, calls: int = 1) -> None:
         with self._lock:
             s = self.stages.setdefault(stage or "other", StageUsage())
-            s.calls += 1
+            s.calls += calls
             s.prompt_tokens += prompt_tokens
             s.completion_tokens += completion_tokens
             s.seconds += seconds
@@ -90,12 +96,17 @@ class Budget:
 
 
 class Backend(ABC):
-    """A chat model. Subclasses implement `_execute`; callers use `generate` or `chat`."""
+    """A chat model. Subclasses implement `_execute`; callers use `generate`, `chat` and `choice_logprobs`."""
 
     spec: str = ""
-    context_length: int = 8192  # tokens the model can attend to (prompt + completion)
-    can_batch: bool = True  # several requests in one forward pass
-    supports_seed: bool = True  # same seed, same output
+    # ---- capabilities (class flags; a backend may set them per instance once it knows its model) ----
+    context_length: int = 8192  # tokens the model attends to, prompt + completion
+    can_batch: bool = True  # several requests are served together (one forward pass or concurrent calls)
+    supports_seed: bool = True  # the same seed gives the same text
+    supports_choice_scoring: bool = False  # choice_logprobs works (likelihood of each allowed answer)
+    # How a reviewer should use this model when asked for "auto": "set" (the whole committee in one
+    # completion, the CycleReviewer format) or "per-review" (one review per completion; small models).
+    default_review_mode: str = "set"
 
     def __init__(self) -> None:
         self.usage = Usage()
@@ -104,6 +115,10 @@ class Backend(ABC):
     @abstractmethod
     def _execute(self, requests: list[GenerationRequest], progress: bool = False) -> list[list[Completion]]:
         """Return, for each request, exactly `request.n` completions."""
+
+    def _choice_logprobs(self, conversations: list[list[Message]], choices: list[str]) -> list[list[float]]:
+        """Backends with `supports_choice_scoring` override this; see `choice_logprobs`."""
+        raise NotImplementedError
 
     def count_tokens(self, text: str) -> int:
         """Token count of `text`; backends with a tokenizer override this rough estimate."""
@@ -134,6 +149,30 @@ class Backend(ABC):
         """One completion for one conversation; options are GenerationRequest fields."""
         return self.generate([GenerationRequest(messages=messages, n=1, **options)])[0][0]
 
+    def choice_logprobs(self, conversations: list[list[Message]], choices: list[str]) -> list[list[float]]:
+        """For each conversation, the log-probability of each choice as the model's whole reply.
+
+        Returns one row per conversation, one float (<= 0) per choice, in the order given; compare values
+        within a row (the allowed value of highest log-probability is the model's choice). Token use is
+        recorded under the stage "choice". Raises BackendError when `supports_choice_scoring` is False:
+        check the flag first and fall back to asking for the answer in text.
+        """
+        if not self.supports_choice_scoring:
+            raise BackendError(f"{self.spec}: this backend cannot score choices by likelihood "
+                               "(supports_choice_scoring is False); ask for the answer in text instead")
+        if not choices or len(set(choices)) != len(choices) or not all(isinstance(c, str) and c for c in choices):
+            raise ValueError(f"choices must be distinct non-empty strings, got {choices!r}")
+        for messages in conversations:
+            _validate(GenerationRequest(messages=messages))
+        if not conversations:
+            return []
+        if self.budget is not None:
+            self.budget.check(self.usage)
+        rows = self._choice_logprobs(conversations, choices)
+        if len(rows) != len(conversations) or any(len(r) != len(choices) for r in rows):
+            raise BackendError(f"{self.spec}: choice scores have the wrong shape")
+        return rows
+
 
 def _validate(r: GenerationRequest) -> None:
     if not r.messages:
@@ -149,44 +188,3 @@ def _validate(r: GenerationRequest) -> None:
         raise ValueError(f"top_p must be in (0, 1], got {r.top_p}")
     if r.max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {r.max_new_tokens}")
-
-
-# ---- registry -------------------------------------------------------------------------------------------
-
-BackendFactory = Callable[[str], Backend]  # receives the part of the spec after "prefix:"
-_FACTORIES: dict[str, BackendFactory] = {}
-_CACHE: dict[str, Backend] = {}
-_CACHE_LOCK = threading.Lock()
-
-
-def register_backend(prefix: str, factory: BackendFactory) -> None:
-    _FACTORIES[prefix] = factory
-
-
-def get_backend(spec: str, fresh: bool = False) -> Backend:
-    """Backend for a spec string, loaded once per process (models are expensive to load)."""
-    from . import _register_defaults  # noqa: F401  (fills _FACTORIES with the built-in backends)
-
-    spec = spec.strip()
-    prefix, _, rest = spec.partition(":")
-    if "?" in prefix:  # options without a path, e.g. local?dtype=bfloat16
-        prefix, _, query = prefix.partition("?")
-        rest = "?" + query
-    if prefix not in _FACTORIES:
-        raise BackendError(
-            f"unknown backend spec {spec!r}; use one of: local, hf:PATH, openai:MODEL@BASE_URL, vllm:PATH, fake")
-    if fresh:
-        return _FACTORIES[prefix](rest)
-    with _CACHE_LOCK:
-        if spec not in _CACHE:
-            backend = _FACTORIES[prefix](rest)
-            backend.spec = backend.spec or spec
-            _CACHE[spec] = backend
-        return _CACHE[spec]
-
-
-def release_backends(prefix: str) -> None:
-    """Drop cached backends whose spec starts with `prefix`, so their models can be freed."""
-    with _CACHE_LOCK:
-        for spec in [s for s in _CACHE if s.startswith(prefix)]:
-            del _CACHE[spec]

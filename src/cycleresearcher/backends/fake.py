@@ -15,13 +15,17 @@ class FakeBackend(Backend):
     """
 
     def __init__(self, responder: Optional[Callable[[GenerationRequest, int], str]] = None,
-                 context_length: int = 8192) -> None:
+                 context_length: int = 8192, choice_scores: Optional[Callable[[list, list], list[float]]] = None
+                 ) -> None:
         super().__init__()
         self.spec = "fake"
         self.queue: list[str] = []
         self.history: list[GenerationRequest] = []
         self.responder = responder
         self.context_length = context_length
+        # With `choice_scores(messages, choices) -> one log-probability per choice`, the fake scores choices.
+        self.choice_scores = choice_scores
+        self.supports_choice_scoring = choice_scores is not None
 
     def enqueue(self, *texts: str) -> "FakeBackend":
         self.queue.extend(texts)
@@ -49,3 +53,14 @@ class FakeBackend(Backend):
                     completion_tokens=min(words, request.max_new_tokens), model="fake"))
             out.append(completions)
         return out
+
+    def _choice_logprobs(self, conversations, choices):
+        rows = [list(self.choice_scores(messages, choices)) for messages in conversations]
+        self.usage.add("choice", sum(self.count_tokens(m["content"]) for c in conversations for m in c), 0, 0.0,
+                       calls=len(conversations))
+        return rows
+
+
+def make_fake_backend(rest: str) -> FakeBackend:
+    """Factory for the spec registry: `fake` (an empty queue; tests enqueue replies or pass a responder)."""
+    return FakeBackend()

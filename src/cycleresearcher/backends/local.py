@@ -19,15 +19,16 @@ indices, so the same requests with the same seeds give the same text.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
+import weakref
 import zlib
 from dataclasses import dataclass
 from typing import Optional
 
 from ..schema import Completion, GenerationRequest
-from .base import Backend, BackendError
+from .base import Backend, BackendError, BackendSpecError
+from .threads import default_threads, thread_reason
 
 log = logging.getLogger(__name__)
 
@@ -43,34 +44,17 @@ class _Row:
     key: tuple  # sampling settings; only rows with equal keys share a batch
 
 
-def default_threads() -> int:
-    """CPU threads for torch: CYCLERESEARCHER_THREADS, else every core this process may use.
-
-    On a machine shared with other busy processes, torch's OpenMP threads spin and wait on each other (on a
-    2-core machine at load 8 we measured 0.4 tokens/s with 2 threads against 4-5.6 with 1): set
-    CYCLERESEARCHER_THREADS=1 there. The load average is not used, because it counts our own earlier work.
-    """
-    env = os.environ.get("CYCLERESEARCHER_THREADS")
-    if env:
-        try:
-            return max(1, int(env))
-        except ValueError as exc:
-            raise BackendError(f"CYCLERESEARCHER_THREADS must be an integer, got {env!r}") from exc
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 class LocalBackend(Backend):
     """Generation with transformers `model.generate`, in real left-padded batches."""
+
+    supports_choice_scoring = True  # one forward pass scores every allowed answer
 
     def __init__(self, model_spec: str = "local", max_batch_tokens: int = 16384, max_batch_rows: int = 16,
                  device: str = "cpu", dtype: str = "float32", num_threads: Optional[int] = None) -> None:
         super().__init__()
         import torch
 
-        from .hf import load_causal_lm
+        from .loader import load_causal_lm
 
         if max_batch_tokens < 1 or max_batch_rows < 1:
             raise ValueError("max_batch_tokens and max_batch_rows must be >= 1")
@@ -80,7 +64,7 @@ class LocalBackend(Backend):
         self.device = device
         if device == "cpu":
             torch.set_num_threads(num_threads or default_threads())
-            log.info("%s: %d CPU threads", self.spec, torch.get_num_threads())
+            log.info("%s: %d CPU threads (%s)", self.spec, torch.get_num_threads(), thread_reason(num_threads))
         self.model, self.tokenizer = load_causal_lm(model_spec or "local", dtype)
         if device != "cpu":
             self.model.to(device)
@@ -91,6 +75,8 @@ class LocalBackend(Backend):
             raise BackendError(f"{self.spec}: the tokenizer has neither a pad nor an eos token")
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
         self.context_length = _context_length(self.model, self.tokenizer)
+        # The embedded 135M model cannot write a whole committee in one completion: review one at a time.
+        self.default_review_mode = "per-review" if self.spec == "local" else "set"
         self._lock = _model_lock(self.model)  # one generate at a time per model, shared by every backend on it
         self._stop_criteria: dict[tuple[str, ...], object] = {}
 
@@ -107,7 +93,7 @@ class LocalBackend(Backend):
 
     # ---- constrained choice ---------------------------------------------------------------------
 
-    def choice_logprobs(self, messages_list: list[list[dict]], choices: list[str]) -> list[list[float]]:
+    def _choice_logprobs(self, messages_list: list[list[dict]], choices: list[str]) -> list[list[float]]:
         """For each conversation, the log-probability of each choice as the whole assistant reply.
 
         Each choice is scored as its tokens followed by the end-of-turn token, so "1" does not win merely by
@@ -134,6 +120,7 @@ class LocalBackend(Backend):
             mask[i, width - len(r):] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = []
+        start = time.monotonic()
         with torch.inference_mode():
             for lo in range(0, len(rows), 8):
                 hi = lo + 8
@@ -145,7 +132,7 @@ class LocalBackend(Backend):
                     targets = ids[lo + j, width - length:].to(logps.device)
                     picked = logps[j, keep - 1 - length:keep - 1].gather(-1, targets[:, None]).squeeze(-1)
                     out.append(float(picked.sum()))
-        self.usage.add("choice", sum(len(r) for r in rows), 0, 0.0)
+        self.usage.add("choice", sum(len(r) for r in rows), 0, time.monotonic() - start)
         return [out[k * len(choices):(k + 1) * len(choices)] for k in range(len(messages_list))]
 
     # ---- batching -------------------------------------------------------------------------------
@@ -282,14 +269,17 @@ class LocalBackend(Backend):
         return self._stop_criteria[stops]
 
 
-_LOCKS: dict[int, threading.Lock] = {}
+_LOCKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> its lock; freed with the model
 _LOCKS_GUARD = threading.Lock()
 
 
 def _model_lock(model) -> threading.Lock:
     # load_causal_lm caches models, so backends built with fresh=True may share one model object
     with _LOCKS_GUARD:
-        return _LOCKS.setdefault(id(model), threading.Lock())
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.Lock()
+        return lock
 
 
 def _first_stop(text: str, stops: tuple[str, ...]) -> Optional[int]:
@@ -342,11 +332,11 @@ def _split_options(rest: str) -> tuple[str, dict]:
     options = {}
     for key, value in parse_qsl(query, keep_blank_values=True):
         if key not in _SPEC_OPTIONS:
-            raise BackendError(f"unknown option {key!r} in spec; known: {', '.join(_SPEC_OPTIONS)}")
+            raise BackendSpecError(f"unknown option {key!r} in spec; known: {', '.join(_SPEC_OPTIONS)}")
         try:
             options["num_threads" if key == "threads" else key] = _SPEC_OPTIONS[key](value)
         except ValueError as exc:
-            raise BackendError(f"option {key}={value!r} is not a {_SPEC_OPTIONS[key].__name__}") from exc
+            raise BackendSpecError(f"option {key}={value!r} is not a {_SPEC_OPTIONS[key].__name__}") from exc
     return path.strip(), options
 
 
@@ -355,7 +345,7 @@ def make_local_backend(rest: str) -> LocalBackend:
     rest = rest.strip()
     path, options = _split_options(rest if rest.startswith("?") or "=" not in rest else "?" + rest)
     if path:
-        raise BackendError(f"'local' takes no path (got {path!r}); use hf:PATH for another model")
+        raise BackendSpecError(f"'local' takes no path (got {path!r}); use hf:PATH for another model")
     return LocalBackend("local", **options)
 
 
@@ -363,5 +353,5 @@ def make_hf_backend(rest: str) -> LocalBackend:
     """Factory for `hf:PATH[?OPTIONS]` (a Hugging Face folder or .gguf file on this machine)."""
     path, options = _split_options(rest)
     if not path:
-        raise BackendError("hf spec needs a path: hf:PATH (a model folder or a .gguf file)")
+        raise BackendSpecError("hf spec needs a path: hf:PATH (a model folder or a .gguf file)")
     return LocalBackend(path, **options)

