@@ -8,8 +8,9 @@ import pytest
 
 from cycleresearcher.backends.fake import FakeBackend
 from cycleresearcher.injection import find_injections
-from cycleresearcher.research import (ResearchConfig, Researcher, RunnerError, conclude_with_results,
-                                      run_experiments, save_paper_folder)
+from cycleresearcher.experiments import RunnerError, conclude_with_results, run_experiments
+from cycleresearcher.paper_folder import save_paper_folder
+from cycleresearcher.research import ResearchConfig, Researcher
 from cycleresearcher.review import ReviewConfig, Reviewer
 from cycleresearcher.schema import DISCLOSURE, RESULTS_MEASURED, RESULTS_SIMULATED, Paper, Reference
 
@@ -204,23 +205,24 @@ def test_per_review_mode_asks_missing_scores_then_meta_review():
     assert first.n == 2 and "<<<PAPER>>>" in first.messages[1]["content"]
     assert all("<<<PAPER>>>" not in r.messages[-1]["content"] for r in backend.history[1:])
     assert rs.provenance.completion_tokens > 0 and rs.problems == []
+    assert rs.score_sources[0]["rating"] == "written" and rs.score_sources[1]["rating"] == "asked"
 
 
-def test_auto_mode_uses_per_review_for_the_embedded_model_only():
+def test_auto_mode_follows_the_backends_declared_review_mode():
     fake = FakeBackend()
     assert Reviewer(fake).mode == "set"
-    fake.spec = "local?dtype=bfloat16"
+    fake.default_review_mode = "per-review"  # what the embedded 135M backend declares
     assert Reviewer(fake).mode == "per-review"
-    fake.spec = "hf:/models/cyclereviewer-8b"
-    assert Reviewer(fake).mode == "set"
+    assert Reviewer(fake, config=ReviewConfig(mode="set")).mode == "set"
 
 
 class ChoosingBackend(FakeBackend):
     """A scripted backend that can also score constrained choices (as the local backend does)."""
 
-    def choice_logprobs(self, conversations, choices):
+    def __init__(self, responder):
         favourite = {"4": 0.0, "8": 0.0, "Reject": 0.0}
-        return [[favourite.get(c, -5.0) for c in choices] for _ in conversations]
+        super().__init__(responder=responder,
+                         choice_scores=lambda messages, choices: [favourite.get(c, -5.0) for c in choices])
 
 
 def test_per_review_mode_chooses_missing_scores_by_likelihood():
@@ -230,3 +232,16 @@ def test_per_review_mode_chooses_missing_scores_by_likelihood():
     assert [r.confidence for r in rs.reviews] == [4, 4]
     assert rs.decision == "Reject" and any("chosen by the model's likelihood" in p for p in rs.problems)
     assert len(backend.history) == 2  # the reviews and the meta-review; scores came from choice scoring
+    assert all(src == {"soundness": "chosen", "presentation": "chosen", "contribution": "chosen",
+                       "rating": "chosen", "confidence": "chosen"} for src in rs.score_sources)
+
+
+def test_per_review_mode_keeps_each_reviews_parse_problems_and_score_sources():
+    """An out-of-range rating is a problem of that review, not silently replaced; the score it gets is then
+    recorded as chosen by likelihood, not as written."""
+    written = "## Summary\nFine.\n## Soundness\n3\n## Presentation\n3\n## Contribution\n3\n## Rating\n15\n## Confidence\n3\n"
+    backend = ChoosingBackend(responder=lambda request, i: written)
+    rs = Reviewer(backend, config=ReviewConfig(n_reviewers=2, mode="per-review")).review("paper text")
+    assert "review 1: rating: 15 outside 1-10" in rs.problems and "review 2: rating: 15 outside 1-10" in rs.problems
+    assert [src["rating"] for src in rs.score_sources] == ["chosen", "chosen"]
+    assert [src["soundness"] for src in rs.score_sources] == ["written", "written"]

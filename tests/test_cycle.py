@@ -13,8 +13,11 @@ import pytest
 
 from cycleresearcher.backends.fake import FakeBackend
 from cycleresearcher.schema import Paper
-from cycleresearcher.train.cycle import (Cycle, CycleConfig, RewardSource, append_jsonl, read_jsonl,
-                                         round_prompts, select_pairs)
+from cycleresearcher.errors import ConfigError, InputError
+from cycleresearcher.io import append_jsonl, read_jsonl
+from cycleresearcher.judges import Judge
+from cycleresearcher.schema import Verdict
+from cycleresearcher.train.cycle import Cycle, CycleConfig, round_prompts, select_pairs
 from cycleresearcher.train.report import write_report
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -57,17 +60,18 @@ def test_jsonl_tail_cut_by_crash_is_dropped(tmp_path):
     assert read_jsonl(path) == [{"a": 1}, {"a": 3}]
 
 
-class LengthReward(RewardSource):
+class LengthReward(Judge):
     """A deterministic stand-in reward: depends on the sample text only."""
 
     spec = "test-length"
+    penalize_injections = False
 
     def __init__(self):
         self.calls = 0
 
-    def score(self, papers):
+    def _score(self, papers, texts):
         self.calls += len(papers)
-        return [(float(len(p.raw_text) % 7), {"scalar": {"reward": 0}}) for p in papers]
+        return [Verdict(score=float(len(p.raw_text) % 7)) for p in papers]
 
 
 def _responder(request, i):
@@ -118,15 +122,19 @@ def test_cycle_writes_the_run_directory_and_report(tmp_path):
     text = report.read_text()
     assert "| 0 | 9 | 9 |" in text and "| 1 | 9 | 9 |" in text and "## Best paper" in text
     assert (out / "reward.png").stat().st_size > 5000
-    with pytest.raises(FileExistsError):
+    with pytest.raises(InputError, match="already holds a run"):
         Cycle.open(out, _config(tmp_path))
 
 
 def test_unknown_config_keys_rejected(tmp_path):
-    with pytest.raises(ValueError, match="unknown"):
+    with pytest.raises(ConfigError, match="unknown"):
         CycleConfig.from_dict({"rounds": 1, "bogus": 2})
-    with pytest.raises(TypeError):
-        _config(tmp_path, research={"nope": 1})
+    with pytest.raises(ConfigError, match="nope"):
+        CycleConfig.from_dict({"research": {"nope": 1}})
+    with pytest.raises(ConfigError, match="nope"):
+        CycleConfig(research={"nope": 1})
+    with pytest.raises(ConfigError, match="must be an integer"):
+        CycleConfig.from_dict({"rounds": "two"})
 
 
 KILL_SCRIPT = textwrap.dedent("""
@@ -166,8 +174,12 @@ def test_kill_9_then_resume_does_not_redo_finished_samples(tmp_path):
     reward = LengthReward()
     Cycle.open(out, resume=True, policy_factory=lambda spec: seen.append(spec) or policy, reward=reward,
                trainer=_fake_trainer([])).run()
-    sampled_round0 = sum(r.n for r in policy.history[: (9 - len(saved)) // 3])
-    assert sampled_round0 == 9 - len(saved)  # only the missing prompts of round 0 were sampled again
+    # Exactly one call per missing prompt of round 0 (prompt_batch 1, 3 samples each), then 3 for round 1:
+    # a resume that sampled round 0 again would make more calls.
+    missing = (9 - len(saved)) // 3
+    assert len(policy.history) == missing + 3
+    assert [r.n for r in policy.history] == [3] * (missing + 3)
+    assert seen == ["fake", f"hf:{out / 'round-00' / 'checkpoint'}"]
     after = read_jsonl(papers)
     assert after[: len(saved)] == saved and len(after) == 9
     assert reward.calls == (9 - 0) + 9  # round 0 had no reviews yet; round 1 all

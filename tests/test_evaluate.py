@@ -200,17 +200,20 @@ def test_evaluate_papers_per_round(tmp_path, monkeypatch):
         lines = [json.dumps(Paper(title=f"p{n}", latex="x " * n).to_dict()) for n in lengths]
         (d / "papers.jsonl").write_text("\n".join(lines) + "\n")
     (tmp_path / "config.yaml").write_text("reward: reward:/models/r\n")
-    from cycleresearcher.reward import paper_text
+    import cycleresearcher.judges as J
+    from cycleresearcher.paper_text import judge_text
 
-    # a judge that rates a paper by its word count
-    monkeypatch.setattr(E, "make_judge", lambda spec, **kw: lambda papers: [
-        {"mean_rating": float(len(paper_text(p).split())), "accept_prob": None, "decision": None} for p in papers])
+    class WordCount(J.Judge):  # a judge that rates a paper by its word count
+        def _score(self, papers, texts):
+            return [J.Verdict(score=float(len(judge_text(p).split()))) for p in papers]
+
+    monkeypatch.setattr(J, "get_judge", lambda spec, **kw: WordCount())
     report = E.evaluate_papers(tmp_path, "local", n_resamples=100)
     assert report["judge_is_training_reward"] is False
     r0, r1 = report["rounds"]
-    # round 0 texts: title + "x"*n -> n + 1 words: 11, 21, 31
-    assert r0["mean"]["value"] == pytest.approx(21) and r0["max"]["value"] == 31
-    assert r1["n_papers"] == 2 and r1["mean"]["value"] == pytest.approx(46)
+    # round 0 texts: "# title" + "x"*n -> n + 2 words: 12, 22, 32
+    assert r0["mean"]["value"] == pytest.approx(22) and r0["max"]["value"] == 32
+    assert r1["n_papers"] == 2 and r1["mean"]["value"] == pytest.approx(47)
     assert E.evaluate_papers(tmp_path, "reward:/models/r", n_resamples=10)["judge_is_training_reward"] is True
 
 

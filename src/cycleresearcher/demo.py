@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import resource
 import shutil
 import time
 from pathlib import Path
 from typing import Optional
 
+from .errors import InputError
+from .io import peak_rss_mb
 from .train.cycle import CycleConfig, run_cycle
 from .train.report import write_report
 
@@ -64,7 +65,7 @@ def run_demo(out: Path, data: Optional[Path] = None, rounds: int = 2, samples: i
     out = Path(out)
     data = data or find_shared_data()
     if data is None or not (data / "topics.txt").exists():
-        raise FileNotFoundError("the demo needs the shared data folder (topics.txt, sample.bib); pass --data DIR")
+        raise InputError("the demo needs the shared data folder (topics.txt, sample.bib); pass --data DIR")
     if fresh and out.exists():
         shutil.rmtree(out)
     if reviewer == "auto":
@@ -72,18 +73,10 @@ def run_demo(out: Path, data: Optional[Path] = None, rounds: int = 2, samples: i
             reviewer = "reward:" + str(train_demo_reward(data, out.parent / f"{out.name}-reward-model"))
         else:
             reviewer = "local"
-    config = CycleConfig(
-        policy="local", policy_options="dtype=bfloat16", reviewer=reviewer, prompts_file=str(data / "topics.txt"), bib=str(data / "sample.bib"),
-        rounds=rounds, samples=samples, max_prompts=n_prompts, prompt_batch=n_prompts, review_batch=8,
-        research={"max_new_tokens": 256, "temperature": 0.8, "top_p": 0.95, "top_k_references": 2},
-        review={"n_reviewers": 2, "max_new_tokens": 768},
-        # Activations of 30 layers over two 1.5k-token sequences take ~4 GB; checkpointing, 1k tokens and our
-        # own loop (which skips the 49k-vocabulary LM head over the prompt) keep a training process at 3.2 GB
-        # (measured on 3 demo pairs: TRL 7.3 GB without checkpointing, 4.0 GB with it, ours 3.2 GB).
-        simpo={"lora": True, "learning_rate": 2e-4, "max_length": 1024, "max_prompt_length": 768,
-               "batch_size": 1, "epochs": 1, "activation_checkpointing": True, "use_trl": "never"})
+    config = CycleConfig.preset("demo", reviewer=reviewer, prompts_file=str(data / "topics.txt"),
+                                bib=str(data / "sample.bib"), rounds=rounds, samples=samples, max_prompts=n_prompts,
+                                prompt_batch=n_prompts)
     resume = (out / "config.yaml").exists()
     run_cycle(out, None if resume else config, resume=resume, progress=True)
     report, summaries = write_report(out)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return report, summaries, time.monotonic() - start, peak_mb
+    return report, summaries, time.monotonic() - start, peak_rss_mb()

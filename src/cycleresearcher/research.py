@@ -4,34 +4,30 @@
 
     researcher = Researcher(get_backend("local"))
     paper = researcher.write("robust graph neural networks", load_references(Path("refs.bib")))
-    save_paper_folder(paper, Path("out/p1"))
+    save_paper_folder(paper, Path("out/p1"))      # paper_folder.py
 
 Two modes: `single` asks for the whole paper in one completion, as the released model is used; `staged` asks
 for motivation and idea, the LaTeX paper, the setup, the results and the conclusion in turn, each stage fed
-the conversation so far. Results a model writes are labelled simulated; `run_experiments` replaces them with
-measured ones from a user's command.
+the conversation so far. Results a model writes are labelled simulated; `experiments.run_experiments` replaces
+them with measured ones from a user's command.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
-import os
-import shlex
-import subprocess
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 from .backends.base import Backend
-from .formats.paper import parse_paper, render_completion, render_paper, render_results
+from .config import ConfigError, StrictConfig
+from .formats.paper import parse_paper, render_completion
 from .formats.prompts import (RESEARCH_SYSTEM_PROMPT, REVISE_SYSTEM_PROMPT, research_user_prompt,
                               revise_user_prompt)
 from .formats.review import render_review_set
 from .repair import Attempt, generate_with_repairs
 from .retrieve import literature_review, rank_references
-from .schema import RESULTS_MEASURED, Message, Paper, Provenance, Reference, ReviewSet
+from .schema import Message, Paper, Provenance, Reference, ReviewSet
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +55,7 @@ STAGES = [
 
 
 @dataclass
-class ResearchConfig:
+class ResearchConfig(StrictConfig):
     """How the researcher samples. Defaults follow the paper (temperature 0.4, top-p 0.95)."""
 
     mode: str = field(default="single", metadata={"help": "single (one completion) | staged (five turns)"})
@@ -72,7 +68,7 @@ class ResearchConfig:
 
     def __post_init__(self) -> None:
         if self.mode not in ("single", "staged"):
-            raise ValueError(f"mode must be 'single' or 'staged', got {self.mode!r}")
+            raise ConfigError(f"research mode must be 'single' or 'staged', got {self.mode!r}")
 
 
 def required_missing(paper: Paper) -> list[str]:
@@ -187,112 +183,3 @@ def _paper_from_attempt(attempt: Attempt[Paper], spec: str, seed: Optional[int])
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-# ---- experiment runner ------------------------------------------------------------------------------------
-
-class RunnerError(RuntimeError):
-    """The user's experiment command failed, timed out, or wrote no readable results."""
-
-
-def run_experiments(command: str, paper: Paper, work_dir: Path, timeout: float = 3600.0) -> list[dict]:
-    """Run `command` on the paper's setup and read measured results back.
-
-    The command gets the setup path and the results path in the environment (CYCLERESEARCHER_SETUP,
-    CYCLERESEARCHER_RESULTS) and as `{setup}` / `{results}` placeholders. It must write a JSON list of
-    {"name", "result", "description"} to the results path. stdout/stderr are kept in runner.log.
-    """
-    work_dir.mkdir(parents=True, exist_ok=True)
-    setup_path, results_path, log_path = work_dir / "setup.json", work_dir / "runner-results.json", work_dir / "runner.log"
-    atomic_write(setup_path, json.dumps(paper.experimental_setup, indent=2, ensure_ascii=False))
-    results_path.unlink(missing_ok=True)
-    argv = [a.replace("{setup}", str(setup_path)).replace("{results}", str(results_path))
-            for a in shlex.split(command)]
-    env = dict(os.environ, CYCLERESEARCHER_SETUP=str(setup_path), CYCLERESEARCHER_RESULTS=str(results_path))
-    with open(log_path, "w", encoding="utf-8") as log_file:
-        try:
-            proc = subprocess.run(argv, cwd=work_dir, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                                  timeout=timeout, check=False)
-        except subprocess.TimeoutExpired as exc:
-            raise RunnerError(f"experiment command timed out after {timeout:.0f} s; log: {log_path}") from exc
-        except OSError as exc:
-            raise RunnerError(f"could not run experiment command {argv[0]!r}: {exc}") from exc
-    if proc.returncode != 0:
-        raise RunnerError(f"experiment command exited with status {proc.returncode}; log: {log_path}")
-    try:
-        results = json.loads(results_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RunnerError(f"experiment command wrote no JSON results to {results_path}: {exc}") from exc
-    if not isinstance(results, list) or not all(isinstance(r, dict) and "name" in r for r in results):
-        raise RunnerError(f"{results_path}: expected a JSON list of objects with a 'name'")
-    return results
-
-
-def conclude_with_results(researcher: Researcher, paper: Paper, results: list[dict]) -> Paper:
-    """Give measured results as message 4 and let the policy write message 5 (experiments and conclusion)."""
-    paper.experimental_results = results
-    paper.results_source = RESULTS_MEASURED
-    prefix = [m for m in paper.messages if m["role"] != "assistant"][:2]
-    conversation = prefix + [{"role": "assistant", "content": render_paper(paper)},
-                             {"role": "user", "content": render_results(paper)}]
-    completion = researcher.backend.chat(conversation, **researcher._options())
-    parsed = parse_paper(render_paper(paper) + "\n\n" + render_results(paper) + "\n\n" + completion.text)
-    paper.conclusion_latex = parsed.conclusion_latex
-    paper.sections = parsed.sections
-    paper.problems = [p for p in paper.problems if "experiment names differ" not in p]
-    paper.provenance.completion_tokens += completion.completion_tokens
-    paper.provenance.prompt_tokens += completion.prompt_tokens
-    return paper
-
-
-# ---- output folder ----------------------------------------------------------------------------------------
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write text atomically (the shared temp-file-and-rename writer; no partial file survives a crash)."""
-    from .data.cache import write_bytes_atomic
-
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def save_paper_folder(paper: Paper, out_dir: Path, extra_metadata: Optional[dict] = None) -> dict[str, Path]:
-    """Write paper.md, paper.tex (+ references.bib), setup.json, results.json, metadata.json, paper.json."""
-    from .latex_template import render_latex_document
-    from .formats.bibtex import render_bibtex
-    from .schema import DISCLOSURE
-
-    out_dir = Path(out_dir)
-    paper.disclosure = paper.disclosure or DISCLOSURE
-    notice = results_notice(paper)
-    files = {
-        "paper.md": f"> **{paper.disclosure}**\n>\n> **{notice}**\n\n{render_completion(paper)}",
-        "paper.tex": render_latex_document(paper, bibliography="references" if paper.references else None),
-        "setup.json": json.dumps(paper.experimental_setup, indent=2, ensure_ascii=False),
-        "results.json": json.dumps({"source": paper.results_source, "notice": notice,
-                                    "results": paper.experimental_results}, indent=2, ensure_ascii=False),
-        "paper.json": json.dumps(paper.to_dict(), indent=2, ensure_ascii=False),
-        "metadata.json": json.dumps({
-            "title": paper.title, "topic": paper.topic, "disclosure": paper.disclosure,
-            "results_source": paper.results_source, "results_notice": notice,
-            "backend": paper.provenance.model, "seed": paper.provenance.seed,
-            "prompt_tokens": paper.provenance.prompt_tokens,
-            "completion_tokens": paper.provenance.completion_tokens, "seconds": paper.provenance.seconds,
-            "created": paper.provenance.created, "problems": paper.problems,
-            "references": [r.key for r in paper.references], **(extra_metadata or {})}, indent=2),
-    }
-    if paper.references:
-        files["references.bib"] = render_bibtex(paper.references)
-    written = {}
-    for name, text in files.items():
-        atomic_write(out_dir / name, text)
-        written[name] = out_dir / name
-    return written
-
-
-def results_notice(paper: Paper) -> str:
-    from .schema import RESULTS_NONE, SIMULATED_NOTE
-
-    if paper.results_source == RESULTS_MEASURED:
-        return "The experimental results in this paper were measured by the user's experiment runner."
-    if paper.results_source == RESULTS_NONE and not paper.experimental_results:
-        return "This paper reports no experimental results."
-    return SIMULATED_NOTE

@@ -13,29 +13,29 @@ note in `ReviewSet.problems`.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
-import json
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Optional, Union
+from typing import Optional
 
 from .backends.base import Backend
+from .config import ConfigError, StrictConfig
 from .formats.markdown import parse_score
 from .formats.prompts import (SCORE_QUESTIONS, meta_review_prompt, review_system_prompt, review_user_prompt,
                               score_question_prompt, single_review_system_prompt)
 from .formats.review import SCORE_RANGES, SCORE_WORDS_1_4, SEPARATOR, parse_review_set, render_review
 from .injection import find_injections
 from .repair import generate_with_repairs
-from .schema import Completion, GenerationRequest, Paper, Provenance, Review, ReviewSet
+from .paper_text import PaperSource, PaperText, read_paper
+from .schema import Completion, GenerationRequest, Provenance, Review, ReviewSet
 
 log = logging.getLogger(__name__)
 
-PaperSource = Union[Path, str, Paper]
 
 
 @dataclass
-class ReviewConfig:
+class ReviewConfig(StrictConfig):
     """How the reviewer samples."""
 
     n_reviewers: int = field(default=4, metadata={"help": "reviews per paper (the released code asks for 4)"})
@@ -54,59 +54,9 @@ class ReviewConfig:
 
     def __post_init__(self) -> None:
         if self.mode not in ("auto", "set", "per-review"):
-            raise ValueError(f"mode must be auto, set or per-review, got {self.mode!r}")
-
-
-@dataclass
-class PaperText:
-    """A paper as the reviewer reads it, plus the raw LaTeX the injection check needs."""
-
-    text: str
-    latex_source: str = ""
-    title: str = ""
-    paper_id: str = ""
-    problems: list[str] = field(default_factory=list)
-
-
-def paper_text(source: PaperSource) -> PaperText:
-    """Read a paper from a Paper, a path (.tex, LaTeX folder, archive, .pdf, .md, .txt, paper.json) or raw text."""
-    if isinstance(source, Paper):
-        return _from_paper(source)
-    if isinstance(source, Path):
-        return _from_path(source)
-    if isinstance(source, str):
-        return PaperText(text=source, latex_source=source if "\\section" in source or "\\begin" in source else "")
-    raise TypeError(f"cannot review a {type(source).__name__}; give a Path, a Paper or text")
-
-
-def _from_paper(paper: Paper) -> PaperText:
-    parts = [f"# {paper.title}" if paper.title else "", f"## Abstract\n\n{paper.abstract}" if paper.abstract else "",
-             paper.latex]
-    if paper.experimental_results:
-        parts.append("## Experimental results\n\n" + json.dumps(paper.experimental_results, ensure_ascii=False))
-    parts.append(paper.conclusion_latex)
-    return PaperText(text="\n\n".join(p for p in parts if p.strip()), latex_source=paper.full_latex,
-                     title=paper.title, paper_id=paper.paper_id)
-
-
-def _from_path(path: Path) -> PaperText:
-    if path.is_dir() and (path / "paper.json").exists():  # a folder written by `research`
-        return _from_paper(Paper.from_dict(json.loads((path / "paper.json").read_text(encoding="utf-8"))))
-    from .formats.document import load_document
-
-    doc = load_document(path)
-    latex_source = ""
-    if path.suffix == ".tex":
-        latex_source = path.read_text(encoding="utf-8", errors="replace")
-    elif path.is_dir():
-        latex_source = "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in sorted(path.rglob("*.tex")))
-    elif doc.kind == "latex":
-        latex_source = doc.latex
-    text = doc.text
-    if doc.title and doc.title not in text[:500]:
-        text = f"# {doc.title}\n\n" + (f"## Abstract\n\n{doc.abstract}\n\n" if doc.abstract else "") + text
-    return PaperText(text=text, latex_source=latex_source, title=doc.title, paper_id=path.stem,
-                     problems=list(doc.problems))
+            raise ConfigError(f"review mode must be auto, set or per-review, got {self.mode!r}")
+        if self.n_reviewers < 1:
+            raise ConfigError(f"n_reviewers must be >= 1, got {self.n_reviewers}")
 
 
 def review_missing(review_set: ReviewSet, n_reviewers: int) -> list[str]:
@@ -128,17 +78,16 @@ class Reviewer:
                  config: Optional[ReviewConfig] = None) -> None:
         self.backend = backend
         self.config = config or ReviewConfig()
-        if n_reviewers is not None:
-            self.config.n_reviewers = n_reviewers
-        if self.config.n_reviewers < 1:
-            raise ValueError(f"n_reviewers must be >= 1, got {self.config.n_reviewers}")
+        if n_reviewers is not None:  # a copy: the caller's config stays as it was
+            self.config = dataclasses.replace(self.config, n_reviewers=n_reviewers)
 
     @property
     def mode(self) -> str:
         if self.config.mode != "auto":
             return self.config.mode
-        # The embedded 135M model cannot keep four reviews in the form within one completion.
-        return "per-review" if self.backend.spec.split("?")[0].split(":")[0] == "local" else "set"
+        # The backend declares it: the embedded 135M model cannot keep four reviews in the form within one
+        # completion, so it reviews one reviewer at a time.
+        return self.backend.default_review_mode
 
     def messages(self, paper: PaperText, system: Optional[str] = None,
                  max_new_tokens: Optional[int] = None) -> tuple[list[dict], list[str]]:
@@ -169,7 +118,7 @@ class Reviewer:
 
     def review_many(self, sources: list[PaperSource], progress: bool = False) -> list[ReviewSet]:
         """One ReviewSet per paper; all papers go to the backend in one batch (repairs in a second one)."""
-        papers = [paper_text(s) for s in sources]
+        papers = [s if isinstance(s, PaperText) else read_paper(s) for s in sources]
         if self.mode == "per-review":
             return [self._finish(paper, notes, rs) for paper, (rs, notes) in
                     zip(papers, self._per_review(papers, progress))]
@@ -193,6 +142,9 @@ class Reviewer:
         return out
 
     def _finish(self, paper: PaperText, notes: list[str], rs: ReviewSet) -> ReviewSet:
+        if not rs.score_sources:  # set mode: a score is written or missing
+            rs.score_sources = [{name: "written" if getattr(r, name) is not None else "missing"
+                                 for name in SCORE_QUESTIONS} for r in rs.reviews]
         rs.paper_id = paper.paper_id
         rs.problems = paper.problems + notes + rs.problems
         rs.flags = [str(f) for f in find_injections(paper.text, paper.latex_source)]
@@ -219,6 +171,9 @@ class Reviewer:
                 parsed = parse_review_set(completion.text)
                 review = parsed.reviews[0] if parsed.reviews else Review(summary=completion.text.strip())
                 rs.reviews.append(review)
+                rs.problems.extend(_per_review_problems(parsed.problems, j))
+                rs.score_sources.append({name: "written" if getattr(review, name) is not None else "missing"
+                                         for name in SCORE_QUESTIONS})
             rs.raw_text = f"\n\n{SEPARATOR}\n\n".join(x.text for x in completions)
             sets.append(rs)
             spent.append(list(completions))
@@ -226,7 +181,7 @@ class Reviewer:
         # Missing scores: a short question each, with the review (not the paper) as context.
         asks = [(i, j, name) for i, rs in enumerate(sets) for j, review in enumerate(rs.reviews)
                 for name in SCORE_QUESTIONS if getattr(review, name) is None]
-        if asks and hasattr(self.backend, "choice_logprobs"):
+        if asks and self.backend.supports_choice_scoring:
             self._choose_scores(sets, asks)
             asks = []
         if asks:
@@ -238,6 +193,7 @@ class Reviewer:
                 value, problem = parse_score(completions[0].text, low, high, f"review {j + 1}: {name}",
                                              SCORE_WORDS_1_4 if high == 4 else None)
                 setattr(sets[i].reviews[j], name, value)
+                sets[i].score_sources[j][name] = "asked" if value is not None else "missing"
                 spent[i].append(completions[0])
                 if problem:
                     sets[i].problems.append(problem + " (asked separately)")
@@ -249,7 +205,7 @@ class Reviewer:
             meta = parse_review_set(completions[0].text)
             rs.meta_review = meta.meta_review or completions[0].text.strip()
             rs.decision = meta.decision
-            if rs.decision is None and hasattr(self.backend, "choice_logprobs"):
+            if rs.decision is None and self.backend.supports_choice_scoring:
                 question = [{"role": "user", "content": meta_review_prompt(render_review_set_text(rs))
                              + "\n\nAnswer with one word: Accept or Reject."}]
                 accept, reject = self.backend.choice_logprobs([question], ["Accept", "Reject"])[0]
@@ -276,8 +232,20 @@ class Reviewer:
             for (i, j), logps in zip(mine, self.backend.choice_logprobs(conversations, choices)):
                 best = max(range(len(choices)), key=lambda k: logps[k])
                 setattr(sets[i].reviews[j], name, int(choices[best]))
+                sets[i].score_sources[j][name] = "chosen"
                 sets[i].problems.append(f"review {j + 1}: {name} chosen by the model's likelihood among "
                                         f"{'/'.join(choices)} (it did not write one)")
+
+
+def _per_review_problems(problems: list[str], j: int) -> list[str]:
+    """What parsing one reviewer's completion found wrong, renumbered for reviewer j. Missing parts are left
+    out: a lone review has no meta-review or decision, and missing scores are asked for (see score_sources)."""
+    out = []
+    for p in problems:
+        if p.startswith("missing ") or p == "no reviews found" or ": missing " in p:
+            continue
+        out.append(f"review {j + 1}: {p.removeprefix('review 1: ')}")
+    return out
 
 
 def render_review_set_text(rs: ReviewSet) -> str:

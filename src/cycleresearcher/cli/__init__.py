@@ -21,7 +21,11 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details.")) -> None:
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details and show "
+                                                                    "tracebacks of errors.")) -> None:
+    from . import common
+
+    common.VERBOSE = verbose
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -30,6 +34,7 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progr
 def _load_commands() -> None:
     # Import for side effects: each module adds its commands to `app`.
     from . import agents, cycle, data, detect, evaluate, models, train  # noqa: F401
+    from . import serve  # noqa: F401  (the web UI)
 
 
 _load_commands()

@@ -33,7 +33,9 @@ def research(
 ):
     """Write a paper on a topic from references, in the CycleResearcher stages."""
     from ..backends import get_backend
-    from ..research import ResearchConfig, Researcher, conclude_with_results, run_experiments, save_paper_folder
+    from ..experiments import conclude_with_results, run_experiments
+    from ..paper_folder import save_paper_folder
+    from ..research import ResearchConfig, Researcher
     from ..retrieve import load_references
 
     with clean_errors():
@@ -71,7 +73,7 @@ def review(
 ):
     """Review a paper like a program committee: N reviews, a meta-review and a decision."""
     from ..backends import get_backend
-    from ..research import atomic_write
+    from ..io import write_json_atomic
     from ..review import ReviewConfig, Reviewer
 
     with clean_errors():
@@ -81,7 +83,7 @@ def review(
         review_set = Reviewer(get_backend(backend), config=config).review(paper, progress=True)
     data = review_set.to_dict()
     if out is not None:
-        atomic_write(out, json.dumps(data, indent=2, ensure_ascii=False))
+        write_json_atomic(out, data)
     if as_json:
         console.print_json(json.dumps(data, ensure_ascii=False))
         return
@@ -118,7 +120,8 @@ def revise(
 ):
     """Revise a paper to answer its reviews' weaknesses and questions."""
     from ..backends import get_backend
-    from ..research import ResearchConfig, Researcher, save_paper_folder
+    from ..paper_folder import save_paper_folder
+    from ..research import ResearchConfig, Researcher
     from ..schema import Paper, ReviewSet
 
     with clean_errors():

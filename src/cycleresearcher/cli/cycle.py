@@ -29,47 +29,45 @@ def print_summary(summaries) -> None:
 @app.command()
 def cycle(
     out: Path = typer.Option(..., help="Run directory (runs/NAME)."),
+    preset: Optional[str] = typer.Option(None, help="Start from a packaged preset: tiny, demo or gpu-8b (the "
+                                                    "paper's recipe at scale); the flags below override it."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="YAML CycleConfig (over the preset; the "
+                                                                      "flags below override it)."),
     prompts: Optional[Path] = typer.Option(None, help="Topics file (one per line) or JSONL with a topic field."),
     bib: Optional[Path] = typer.Option(None, help="References for the prompts: .bib, JSONL or a folder."),
-    rounds: int = typer.Option(2, help="Training rounds."),
-    samples: int = typer.Option(3, help="Papers sampled per prompt per round (K)."),
-    policy: str = typer.Option("local", help="Initial policy: local or hf:PATH."),
-    reviewer: str = typer.Option("local", help="Reward: a reviewer backend spec, or reward:DIR (scalar model)."),
-    max_prompts: int = typer.Option(0, help="Use only the first N prompts (0: all)."),
-    prompts_per_round: int = typer.Option(0, help="Prompts drawn per round (0: all)."),
-    max_new_tokens: int = typer.Option(768, help="Tokens per sampled paper."),
-    reviewers: int = typer.Option(4, help="Reviews per paper (reviewer backends)."),
-    lora: bool = typer.Option(False, help="Train LoRA adapters (merged into each checkpoint)."),
+    rounds: Optional[int] = typer.Option(None, help="Training rounds [default: 2]."),
+    samples: Optional[int] = typer.Option(None, help="Papers sampled per prompt per round (K) [default: 3]."),
+    policy: Optional[str] = typer.Option(None, help="Initial policy: local or hf:PATH [default: local]."),
+    reviewer: Optional[str] = typer.Option(None, help="Reward: a reviewer backend spec, or reward:DIR (scalar "
+                                                      "model) [default: local]."),
+    review_mode: Optional[str] = typer.Option(None, help="Reviewer mode: auto, set or per-review."),
+    max_prompts: Optional[int] = typer.Option(None, help="Use only the first N prompts (0: all)."),
+    prompts_per_round: Optional[int] = typer.Option(None, help="Prompts drawn per round (0: all)."),
+    max_new_tokens: Optional[int] = typer.Option(None, help="Tokens per sampled paper [default: 768]."),
+    reviewers: Optional[int] = typer.Option(None, help="Reviews per paper (reviewer backends) [default: 4]."),
+    lora: Optional[bool] = typer.Option(None, "--lora/--no-lora", help="Train LoRA adapters (merged into each "
+                                                                      "checkpoint)."),
     learning_rate: Optional[float] = typer.Option(None, help="SimPO learning rate (default: CPU default)."),
-    seed: int = typer.Option(0, help="Seed."),
+    seed: Optional[int] = typer.Option(None, help="Seed [default: 0]."),
     max_tokens: Optional[int] = typer.Option(None, help="Token budget; the run stops cleanly when spent."),
     max_seconds: Optional[float] = typer.Option(None, help="Time budget in seconds for this invocation."),
-    config_file: Optional[Path] = typer.Option(None, "--config", help="YAML CycleConfig (overrides the flags)."),
-    resume: bool = typer.Option(False, help="Continue the run in OUT from where it stopped."),
+    resume: bool = typer.Option(False, help="Continue the run in OUT; only --rounds, --max-tokens and "
+                                            "--max-seconds may change."),
 ):
     """Run the cycle: sample papers, review them, build preference pairs, train SimPO + NLL, repeat."""
-    import yaml
-
-    from ..train.cycle import CycleConfig, run_cycle
+    from ..train.cycle import cycle_config_from_options, run_cycle
     from ..train.report import write_report
 
     with clean_errors():
-        config = None
-        if config_file is not None:
-            config = CycleConfig.from_dict(yaml.safe_load(config_file.read_text(encoding="utf-8")) or {})
-        elif not resume:
-            if prompts is None:
-                raise ValueError("a new run needs --prompts (or --config)")
-            simpo = {"lora": lora}
-            if learning_rate is not None:
-                simpo["learning_rate"] = learning_rate
-            config = CycleConfig(policy=policy, reviewer=reviewer, prompts_file=str(prompts),
-                                 bib=str(bib) if bib else "", rounds=rounds, samples=samples,
-                                 max_prompts=max_prompts, prompts_per_round=prompts_per_round,
-                                 research={"max_new_tokens": max_new_tokens, "temperature": 0.4, "top_p": 0.95,
-                                           "top_k_references": 4},
-                                 review={"n_reviewers": reviewers, "max_new_tokens": 256 * reviewers + 256},
-                                 simpo=simpo, seed=seed, max_tokens=max_tokens, max_seconds=max_seconds)
+        config = cycle_config_from_options(
+            out=out, preset=preset, config_file=config_file, resume=resume,
+            flat={"prompts_file": str(prompts) if prompts else None, "bib": str(bib) if bib else None,
+                  "rounds": rounds, "samples": samples, "policy": policy, "reviewer": reviewer,
+                  "max_prompts": max_prompts, "prompts_per_round": prompts_per_round, "seed": seed,
+                  "max_tokens": max_tokens, "max_seconds": max_seconds},
+            nested={"research": {"max_new_tokens": max_new_tokens},
+                    "review": {"n_reviewers": reviewers, "mode": review_mode},
+                    "simpo": {"lora": lora, "learning_rate": learning_rate}})
         run_cycle(out, config, resume=resume, progress=True)
         report_path, summaries = write_report(out)
     print_summary(summaries)

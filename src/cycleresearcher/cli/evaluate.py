@@ -64,24 +64,16 @@ def reward_train(data: Path = typer.Option(..., help="Review dataset folder (dat
                                                                        "RewardConfig's)."),
                  no_length: bool = typer.Option(False, "--no-length", help="Leave out the word/section count features.")):
     """Train the scalar reward model (predicted mean rating + accept probability) on a Review dataset."""
-    from ..evaluate import _load_split
+    from ..evaluate import load_split
     from ..reward import RewardConfig, RewardModel
 
     with clean_errors():
         cfg = RewardConfig(use_length=not no_length)
         cfg.chunk_tokens = chunk_tokens or cfg.chunk_tokens
         cfg.max_chunks = max_chunks or cfg.max_chunks
-        model = RewardModel.train(_load_split(data, split), cfg)
+        model = RewardModel.train(load_split(data, split), cfg)
         model.save(out)
     console.print(f"saved to {out}: " + json.dumps({k: v for k, v in model.meta.items() if k != "features"}))
-
-
-def _read_text(path: Path) -> str:
-    try:
-        from ..formats.document import load_document
-    except ImportError:  # the document reader is optional here: fall back to the raw text
-        return path.read_text(encoding="utf-8", errors="replace")
-    return load_document(path).text
 
 
 @reward_app.command("score")
@@ -89,11 +81,12 @@ def reward_score(model_dir: Path = typer.Argument(..., help="Folder written by `
                  files: list[Path] = typer.Argument(..., help="Papers: .tex, .pdf, .md, .txt, folders, archives."),
                  as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table.")):
     """Score papers with the reward model: reward (predicted mean rating) and accept probability."""
+    from ..paper_text import judge_text
     from ..reward import RewardModel
 
     with clean_errors():
         model = RewardModel.load(model_dir)
-        scores = model.score([_read_text(f) for f in files])
+        scores = model.score([judge_text(f) for f in files])
     if as_json:
         for f, s in zip(files, scores):
             console.print_json(json.dumps({"file": str(f), **s}))
@@ -135,12 +128,13 @@ def eval_papers(run_dir: Path = typer.Argument(..., help="A cycle run folder (ro
                 seed: int = typer.Option(0, help="Bootstrap seed."),
                 out: Optional[Path] = typer.Option(None, help="Write the scores as JSON here.")):
     """Score each round's papers with an independent judge: mean and max rating per round with 95% CIs."""
-    from ..evaluate import evaluate_papers, write_json
+    from ..evaluate import evaluate_papers
+    from ..io import write_json_atomic
 
     with clean_errors():
         report = evaluate_papers(run_dir, judge, n_resamples=resamples, seed=seed)
         if out is not None:
-            write_json(out, report)
+            write_json_atomic(out, report)
     if report["judge_is_training_reward"]:
         console.print("[yellow]warning: this judge is the reward the run was trained on[/yellow]")
     table = Table(title=f"{run_dir} judged by {judge} (95% bootstrap CI)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -11,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.base import BackendError
-from ..backends.hf import forget_gguf_quantization, resolve_model_path
+from ..errors import StepError
+from ..io import peak_rss_mb, write_json_atomic  # noqa: F401  (re-exported for the trainers)
+from ..backends.loader import forget_gguf_quantization, resolve_model_path
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +21,8 @@ CONFIG_FILE = "train_config.json"
 METRICS_FILE = "train_metrics.json"
 
 
-class TrainingError(RuntimeError):
-    """Training could not run or produced nothing usable (not a bad-input error: those are ValueError)."""
+class TrainingError(StepError):
+    """Training could not run or produced nothing usable (not a bad-input error: those are InputError)."""
 
 
 def strip_spec(spec: str) -> str:
@@ -99,7 +100,7 @@ def save_checkpoint(model, tokenizer, output_dir: Path, extra_json: dict[str, An
         model.save_pretrained(staging, state_dict=state_dict)
         tokenizer.save_pretrained(staging)
         for name, obj in (extra_json or {}).items():
-            (staging / name).write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+            write_json_atomic(staging / name, obj, sort_keys=True)
         if output_dir.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old-", dir=output_dir.parent))
             os.replace(output_dir, old / "previous")
@@ -127,8 +128,3 @@ def cpu_process_group_backend() -> str | None:
     return None
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

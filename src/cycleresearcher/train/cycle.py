@@ -2,47 +2,49 @@
 
     cycleresearcher cycle --rounds 2 --samples 3 --prompts ../shared/data/topics.txt \\
         --bib ../shared/data/sample.bib --policy local --reviewer local --out runs/tiny
+    cycleresearcher cycle --preset tiny --prompts ../shared/data/topics.txt --out runs/tiny
 
-Every step appends to the run directory (DESIGN.md) as soon as it finishes, so a crash or `kill -9` loses at
-most the batch in flight, and `--resume` picks up where the run stopped:
-
-    runs/<name>/config.yaml            the resolved config (a resumed run uses it, not new flags)
-    runs/<name>/prompts.jsonl          the prompts (topic, messages) every round samples from
-    runs/<name>/round-00/papers.jsonl  one Paper per line (prompt id, sample index)
-    runs/<name>/round-00/reviews.jsonl one line per paper: reward and the ReviewSet (or scalar score)
-    runs/<name>/round-00/pairs.jsonl   PreferencePairs (highest vs lowest reward per prompt)
-    runs/<name>/round-00/checkpoint/   policy after this round (renamed into place when complete)
-    runs/<name>/round-00/metrics.json  written last: its presence marks the round done
+Every step appends to the run directory (train/rundir.py) as soon as it finishes, so a crash or `kill -9`
+loses at most the batch in flight, and `--resume` picks up where the run stopped. The reward is any judge
+(judges.py): a reviewer backend (mean rating of its reviews) or the scalar reward model (`reward:DIR`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gc
-import json
 import logging
 import os
 import random
 import shutil
 import time
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import yaml
 
 from ..backends.base import Backend, Budget
-from ..research import ResearchConfig, Researcher, atomic_write
-from ..review import ReviewConfig, Reviewer
-from ..schema import Paper, PreferencePair, ReviewSet, RoundMetrics
+from ..config import ConfigError, StrictConfig
+from ..errors import InputError
+from ..io import append_jsonl, peak_rss_mb, read_json, read_jsonl, write_json_atomic, write_jsonl_atomic
+from ..judges import Judge
+from ..research import ResearchConfig, Researcher
+from ..review import ReviewConfig
+from ..schema import Paper, PreferencePair, RoundMetrics
+from .rundir import RunDir, load_prompt_file
 from .simpo_config import SimPOConfig
 
 log = logging.getLogger(__name__)
 
+# What a resumed run may change: how far it goes and what it may spend. Everything else (models, prompts,
+# sampling, reward) would make the rounds already on disk incomparable with the new ones.
+RESUMABLE_CHANGES = ("rounds", "max_tokens", "max_seconds")
+
 
 @dataclass
-class CycleConfig:
-    """What a run asks for. Saved as config.yaml; unknown keys are errors."""
+class CycleConfig(StrictConfig):
+    """What a run asks for. Saved as config.yaml; unknown keys and wrong types are errors."""
 
     policy: str = field(default="local", metadata={"help": "policy backend spec for round 0 (local, hf:PATH)"})
     policy_options: str = field(default="", metadata={
@@ -61,31 +63,47 @@ class CycleConfig:
     min_margin: float = field(default=0.0, metadata={"help": "drop pairs whose reward margin is not above this"})
     prompt_batch: int = field(default=4, metadata={"help": "prompts per generation call (a resume unit)"})
     review_batch: int = field(default=4, metadata={"help": "papers per review call (a resume unit)"})
-    research: dict = field(default_factory=lambda: {"max_new_tokens": 768, "temperature": 0.4, "top_p": 0.95,
-                                                    "top_k_references": 4},
-                           metadata={"help": "ResearchConfig fields"})
-    review: dict = field(default_factory=lambda: {"n_reviewers": 4, "max_new_tokens": 1024},
-                         metadata={"help": "ReviewConfig fields (reviewer backends only)"})
-    simpo: dict = field(default_factory=dict, metadata={"help": "SimPOConfig fields"})
+    research: ResearchConfig = field(default_factory=lambda: ResearchConfig(
+        max_new_tokens=768, temperature=0.4, top_p=0.95, top_k_references=4), metadata={"help": "ResearchConfig"})
+    review: ReviewConfig = field(default_factory=lambda: ReviewConfig(n_reviewers=4, max_new_tokens=1024),
+                                 metadata={"help": "ReviewConfig (reviewer backends only)"})
+    simpo: SimPOConfig = field(default_factory=SimPOConfig, metadata={"help": "SimPOConfig"})
     seed: int = field(default=0, metadata={"help": "seed of prompt draws and sampling (per round: seed + round)"})
     max_tokens: Optional[int] = field(default=None, metadata={"help": "token budget of the whole run"})
     max_seconds: Optional[float] = field(default=None, metadata={"help": "time budget of this invocation (s)"})
 
     def __post_init__(self) -> None:
         if self.rounds < 1 or self.samples < 2:
-            raise ValueError(f"need rounds >= 1 and samples >= 2 (a pair needs two papers); got rounds={self.rounds}, "
-                             f"samples={self.samples}")
-        ResearchConfig(**self.research)  # unknown keys fail here, before any work
-        ReviewConfig(**self.review)
-        SimPOConfig.from_dict(self.simpo) if self.simpo else SimPOConfig()
+            raise ConfigError(f"need rounds >= 1 and samples >= 2 (a pair needs two papers); got "
+                              f"rounds={self.rounds}, samples={self.samples}")
+        for name in ("prompt_batch", "review_batch"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        # Mappings given directly (not through from_dict) become typed configs too.
+        for name, cls in (("research", ResearchConfig), ("review", ReviewConfig), ("simpo", SimPOConfig)):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                setattr(self, name, cls.from_dict(value))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CycleConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown cycle config keys: {sorted(unknown)}")
-        return cls(**data)
+    def preset(cls, name: str, **overrides: Any) -> "CycleConfig":
+        """A packaged preset (tiny, demo, gpu-8b) with top-level keys overridden."""
+        data = preset_dict(name)
+        data.update(overrides)
+        return cls.from_dict(data)
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in (resources.files("cycleresearcher") / "presets").iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def preset_dict(name: str) -> dict[str, Any]:
+    """The mapping a packaged preset holds (see src/cycleresearcher/presets/*.yaml)."""
+    path = (resources.files("cycleresearcher") / "presets") / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown preset {name!r}; the presets are: {', '.join(preset_names())}")
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
 
 
 # ---- pure steps ------------------------------------------------------------------------------------------
@@ -124,128 +142,17 @@ def round_prompts(prompt_ids: list[str], per_round: int, seed: int, round_index:
     return [p for p in prompt_ids if p in chosen]
 
 
-# ---- run directory ---------------------------------------------------------------------------------------
-
-def read_jsonl(path: Path) -> list[dict]:
-    """Lines of a JSONL file; a last line cut off by a crash is ignored."""
-    if not path.exists():
-        return []
-    rows = []
-    lines = path.read_text(encoding="utf-8").split("\n")
-    for n, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            if n < len(lines) - 2:
-                raise ValueError(f"{path}:{n + 1} is not JSON (the file is damaged, not just cut off)") from None
-            log.warning("%s: ignoring a last line cut off by a crash", path)
-    return rows
-
-
-def append_jsonl(path: Path, rows: list[dict]) -> None:
-    """Append whole lines and fsync, so a kill loses at most the lines not yet appended."""
-    if not rows:
-        return
-    _repair_tail(path)
-    with open(path, "a", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _repair_tail(path: Path) -> None:
-    """Drop a partial last line left by a crash before appending after it."""
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    data = path.read_bytes()
-    if data.endswith(b"\n"):
-        return
-    cut = data.rfind(b"\n") + 1
-    with open(path, "r+b") as fh:
-        fh.truncate(cut)
-
-
-@dataclass
-class RunDir:
-    root: Path
-
-    def round_dir(self, r: int) -> Path:
-        return self.root / f"round-{r:02d}"
-
-    def done(self, r: int) -> bool:
-        return (self.round_dir(r) / "metrics.json").exists()
-
-    def checkpoint(self, r: int) -> Path:
-        return self.round_dir(r) / "checkpoint"
-
-
-def load_prompt_file(path: Path) -> list[dict]:
-    """[{id, topic}] from topics.txt (one topic per line, # comments) or JSONL with a topic field."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"prompts file not found: {path}")
-    if path.suffix == ".jsonl":
-        rows = read_jsonl(path)
-        out = []
-        for n, row in enumerate(rows):
-            if not isinstance(row, dict) or not row.get("topic"):
-                raise ValueError(f"{path}:{n + 1}: each line needs a 'topic'")
-            out.append({"id": str(row.get("id", f"p{n:03d}")), "topic": str(row["topic"])})
-        return out
-    topics = [t.strip() for t in path.read_text(encoding="utf-8").splitlines()]
-    topics = [t for t in topics if t and not t.startswith("#")]
-    if not topics:
-        raise ValueError(f"{path} holds no topics")
-    return [{"id": f"p{n:03d}", "topic": t} for n, t in enumerate(topics)]
-
-
-# ---- rewards ---------------------------------------------------------------------------------------------
-
-class RewardSource:
-    """Scores papers: `score(papers) -> [(reward or None, record dict)]`."""
-
-    spec: str = ""
-    backend: Optional[Backend] = None
-
-    def score(self, papers: list[Paper]) -> list[tuple[Optional[float], dict]]:
-        raise NotImplementedError
-
-
-class ReviewerReward(RewardSource):
-    """Reward = mean rating of the reviewer's N reviews (None when no review has a rating)."""
-
-    def __init__(self, backend: Backend, config: ReviewConfig) -> None:
-        self.backend = backend
-        self.spec = backend.spec
-        self.reviewer = Reviewer(backend, config=config)
-
-    def score(self, papers):
-        sets = self.reviewer.review_many(papers)
-        return [(rs.mean_rating, {"review_set": rs.to_dict()}) for rs in sets]
-
-
-class ScalarReward(RewardSource):
-    """Reward = the scalar reward model's predicted mean rating."""
-
-    def __init__(self, model_dir: Path) -> None:
-        from ..reward import RewardModel
-
-        self.spec = f"reward:{model_dir}"
-        self.model = RewardModel.load(Path(model_dir))
-
-    def score(self, papers):
-        return [(s["reward"], {"scalar": s}) for s in self.model.score(papers)]
-
-
-def make_reward(spec: str, review_config: ReviewConfig) -> RewardSource:
-    if spec.startswith("reward:"):
-        return ScalarReward(Path(spec.partition(":")[2]))
-    from ..backends import get_backend
-
-    return ReviewerReward(get_backend(spec), review_config)
+def resume_config(saved: CycleConfig, given: Optional[CycleConfig]) -> CycleConfig:
+    """The saved config with the changes a resume may make (RESUMABLE_CHANGES); any other change is an error."""
+    if given is None:
+        return saved
+    old, new = dataclasses.asdict(saved), dataclasses.asdict(given)
+    refused = sorted(k for k in old if old[k] != new[k] and k not in RESUMABLE_CHANGES)
+    if refused:
+        raise ConfigError(f"a resumed run keeps its saved config; these options differ from it: {', '.join(refused)}"
+                          f" (only {', '.join(RESUMABLE_CHANGES)} may change on --resume)",
+                          hint="leave them out, or start a new run in another --out")
+    return dataclasses.replace(saved, **{k: new[k] for k in RESUMABLE_CHANGES})
 
 
 # ---- the loop --------------------------------------------------------------------------------------------
@@ -270,7 +177,7 @@ class Cycle:
     """One run directory and what it takes to finish it. `run()` does only what is not on disk yet."""
 
     def __init__(self, out: Path, config: CycleConfig, policy_factory: PolicyFactory = _default_policy,
-                 reward: Optional[RewardSource] = None, trainer: Trainer = _default_trainer,
+                 reward: Optional[Judge] = None, trainer: Trainer = _default_trainer,
                  progress: bool = False) -> None:
         self.run_dir = RunDir(Path(out))
         self.config = config
@@ -283,46 +190,51 @@ class Cycle:
     # -- setup
     @classmethod
     def open(cls, out: Path, config: Optional[CycleConfig] = None, resume: bool = False, **kwargs) -> "Cycle":
-        """A new run (refuses a non-empty folder unless resuming) or the saved run at `out`."""
-        out = Path(out)
-        saved = out / "config.yaml"
+        """A new run (refuses a folder holding a run unless resuming) or the saved run at `out`."""
+        run_dir = RunDir(Path(out))
         if resume:
-            if not saved.exists():
-                raise FileNotFoundError(f"nothing to resume: {saved} does not exist")
-            loaded = CycleConfig.from_dict(yaml.safe_load(saved.read_text(encoding="utf-8")))
-            if config is not None and dataclasses.asdict(config) != dataclasses.asdict(loaded):
-                log.warning("resuming with the saved config.yaml; the options given now are ignored")
-            return cls(out, loaded, **kwargs)
+            saved = run_dir.read_config()
+            if saved is None:
+                raise InputError(f"nothing to resume: {run_dir.config_path} does not exist")
+            merged = resume_config(CycleConfig.from_dict(saved), config)
+            if merged != CycleConfig.from_dict(saved):
+                log.info("resuming with rounds=%s, max_tokens=%s, max_seconds=%s", merged.rounds,
+                         merged.max_tokens, merged.max_seconds)
+                run_dir.write_config(dataclasses.asdict(merged))
+            return cls(run_dir.root, merged, **kwargs)
         if config is None:
-            raise ValueError("a new run needs a config")
-        if saved.exists():
-            raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write(saved, yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
-        return cls(out, config, **kwargs)
+            raise ConfigError("a new run needs a config")
+        if run_dir.config_path.exists():
+            raise InputError(f"{run_dir.root} already holds a run",
+                             hint="pass --resume to continue it, or choose another --out")
+        run_dir.root.mkdir(parents=True, exist_ok=True)
+        run_dir.write_config(dataclasses.asdict(config))
+        return cls(run_dir.root, config, **kwargs)
 
     @property
-    def reward(self) -> RewardSource:
+    def reward(self) -> Judge:
         if self._reward is None:
-            self._reward = make_reward(self.config.reviewer, ReviewConfig(**self.config.review))
+            from ..judges import get_judge
+
+            self._reward = get_judge(self.config.reviewer, review_config=self.config.review)
         return self._reward
 
     def prompts(self, researcher: Researcher) -> list[dict]:
         """The prompts every round samples from, built once and saved (prompts.jsonl)."""
-        path = self.run_dir.root / "prompts.jsonl"
+        path = self.run_dir.prompts_path
         if path.exists():
             return read_jsonl(path)
         from ..retrieve import load_references
 
         if not self.config.prompts_file:
-            raise ValueError("the cycle needs a prompts file (--prompts)")
+            raise ConfigError("the cycle needs a prompts file (--prompts)")
         topics = load_prompt_file(Path(self.config.prompts_file))
         if self.config.max_prompts:
             topics = topics[: self.config.max_prompts]
         references = load_references(Path(self.config.bib)) if self.config.bib else []
         rows = [{"id": t["id"], "topic": t["topic"], "messages": researcher.prompt(t["topic"], references)}
                 for t in topics]
-        atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        write_jsonl_atomic(path, rows)
         return rows
 
     def policy_spec(self, r: int) -> str:
@@ -337,8 +249,7 @@ class Cycle:
         metrics = []
         for r in range(self.config.rounds):
             if self.run_dir.done(r):
-                metrics.append(RoundMetrics.from_dict(json.loads(
-                    (self.run_dir.round_dir(r) / "metrics.json").read_text(encoding="utf-8"))))
+                metrics.append(RoundMetrics.from_dict(read_json(self.run_dir.file(r, "metrics.json"))))
                 continue
             metrics.append(self.run_round(r))
         return metrics
@@ -354,15 +265,16 @@ class Cycle:
         start = time.monotonic()
         policy = self.policy_factory(_with_options(spec, self.config.policy_options))
         policy.budget = self.budget
-        researcher = Researcher(policy, ResearchConfig(**{**self.config.research, "seed": self.config.seed + r}))
+        researcher = Researcher(policy, dataclasses.replace(self.config.research, seed=self.config.seed + r))
         prompts = self.prompts(researcher)
         by_id = {p["id"]: p for p in prompts}
         ids = round_prompts(list(by_id), self.config.prompts_per_round, self.config.seed, r)
         papers = self._sample(r, researcher, [by_id[i] for i in ids])
         seconds["research"] = round(time.monotonic() - start, 3)
         log.info("round %d: sampled %d papers in %.0f s; peak RSS %.0f MB", r, len(papers), seconds["research"],
-                 _peak_rss_mb())
-        tokens["research"] = policy.usage.stages.get("research").tokens if "research" in policy.usage.stages else 0
+                 peak_rss_mb())
+        usage = policy.usage.stages.get("research")
+        tokens["research"] = usage.tokens if usage is not None else 0
         del researcher, policy
         _release_models()
 
@@ -372,12 +284,11 @@ class Cycle:
         tokens["review"] = review_tokens
 
         pairs = select_pairs(papers, rewards, self.config.min_margin)
-        atomic_write(rdir / "pairs.jsonl", "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n"
-                                                   for p in pairs))
+        write_jsonl_atomic(self.run_dir.file(r, "pairs.jsonl"), [p.to_dict() for p in pairs])
         start = time.monotonic()
         train_metrics = self._train(r, spec, pairs)
         seconds["train"] = round(time.monotonic() - start, 3)
-        log.info("round %d: trained in %.0f s; peak RSS %.0f MB", r, seconds["train"], _peak_rss_mb())
+        log.info("round %d: trained in %.0f s; peak RSS %.0f MB", r, seconds["train"], peak_rss_mb())
         _release_models()
 
         values = [v for v in rewards.values() if v is not None]
@@ -387,12 +298,12 @@ class Cycle:
                          train_metrics={k: v for k, v in train_metrics.items() if k != "losses"},
                          tokens=tokens, seconds=seconds, parse_failures=failures,
                          **RoundMetrics.reward_stats(values))
-        atomic_write(rdir / "metrics.json", json.dumps(m.to_dict(), indent=2))
+        write_json_atomic(self.run_dir.file(r, "metrics.json"), m.to_dict())
         log.info("round %d done: mean reward %s, %d pairs", r, m.mean_reward, m.n_pairs)
         return m
 
     def _sample(self, r: int, researcher: Researcher, prompts: list[dict]) -> list[Paper]:
-        path = self.run_dir.round_dir(r) / "papers.jsonl"
+        path = self.run_dir.file(r, "papers.jsonl")
         papers = [Paper.from_dict(d) for d in read_jsonl(path)]
         have = {(p.prompt_id, p.sample_index) for p in papers}
         todo = [p for p in prompts if any((p["id"], k) not in have for k in range(self.config.samples))]
@@ -414,42 +325,42 @@ class Cycle:
         return papers
 
     def _review(self, r: int, papers: list[Paper]) -> tuple[dict[str, Optional[float]], int, int]:
-        path = self.run_dir.round_dir(r) / "reviews.jsonl"
+        path = self.run_dir.file(r, "reviews.jsonl")
         done = {row["paper_id"]: row for row in read_jsonl(path)}
         todo = [p for p in papers if p.paper_id not in done]
-        reward = self.reward if todo else None
-        if reward is not None and reward.backend is not None:
-            reward.backend.budget = self.budget
-        before = reward.backend.usage.total_tokens if reward is not None and reward.backend is not None else 0
+        judge = self.reward if todo else None
+        backend = judge.backend if judge is not None else None
+        if backend is not None:
+            backend.budget = self.budget
+        before = backend.usage.total_tokens if backend is not None else 0
         batches = [todo[i:i + self.config.review_batch] for i in range(0, len(todo), self.config.review_batch)]
         for batch in _progress(batches, f"round {r}: reviewing", self.progress):
-            rows = []
-            for paper, (value, record) in zip(batch, reward.score(batch)):
-                rows.append({"paper_id": paper.paper_id, "prompt_id": paper.prompt_id, "reward": value,
-                             "reward_source": reward.spec, **record})
+            rows = [{"paper_id": paper.paper_id, "prompt_id": paper.prompt_id, "reward": verdict.score,
+                     "reward_source": judge.spec, "verdict": verdict.to_dict()}
+                    for paper, verdict in zip(batch, judge.score(batch))]
             append_jsonl(path, rows)
             done.update({row["paper_id"]: row for row in rows})
-        spent = (reward.backend.usage.total_tokens - before) if reward is not None and reward.backend is not None else 0
+        spent = (backend.usage.total_tokens - before) if backend is not None else 0
         rewards = {pid: row["reward"] for pid, row in done.items()}
         failures = sum(1 for p in papers if rewards.get(p.paper_id) is None)
         return rewards, failures, spent
 
     def _train(self, r: int, spec: str, pairs: list[PreferencePair]) -> dict:
         final = self.run_dir.checkpoint(r)
-        done_marker = self.run_dir.round_dir(r) / "train.json"
+        done_marker = self.run_dir.file(r, "train.json")
         if final.exists() and done_marker.exists():
-            return json.loads(done_marker.read_text(encoding="utf-8"))
+            return read_json(done_marker)
         if not pairs:
             log.warning("round %d: no preference pairs (rewards missing or tied); the policy is unchanged", r)
             result = {"skipped": "no pairs", "losses": []}
         else:
-            simpo = SimPOConfig.from_dict({**{"seed": self.config.seed + r}, **self.config.simpo})
+            simpo = dataclasses.replace(self.config.simpo, seed=self.config.simpo.seed + self.config.seed + r)
             tmp = self.run_dir.round_dir(r) / "checkpoint.partial"
             shutil.rmtree(tmp, ignore_errors=True)
             result = self.trainer(spec.removeprefix("hf:"), pairs, tmp, simpo)
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
-        atomic_write(done_marker, json.dumps(result, indent=2, default=str))
+        write_json_atomic(done_marker, result)
         return result
 
 
@@ -470,27 +381,70 @@ def _progress(items: list, label: str, enabled: bool):
 
 def _release_models() -> None:
     """Free cached models between stages so that one round holds one policy copy at a time."""
-    from ..backends.base import release_backends
-    from ..backends.hf import load_causal_lm
+    from ..backends import release_models
 
-    release_backends("hf:")
-    load_causal_lm.cache_clear()
-    gc.collect()
-    try:  # give freed heap pages back to the OS, so the next stage's peak does not stack on this one's
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
-    log.info("models released; peak RSS so far %.0f MB", _peak_rss_mb())
-
-
-def _peak_rss_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    release_models()
+    log.info("models released; peak RSS so far %.0f MB", peak_rss_mb())
 
 
 def run_cycle(out: Path, config: Optional[CycleConfig] = None, resume: bool = False, **kwargs) -> list[RoundMetrics]:
     """Create or resume the run at `out` and finish it."""
     return Cycle.open(out, config, resume=resume, **kwargs).run()
+
+
+def cycle_config_from_options(out: Path, preset: Optional[str] = None, config_file: Optional[Path] = None,
+                              resume: bool = False, flat: Optional[dict[str, Any]] = None,
+                              nested: Optional[dict[str, dict[str, Any]]] = None) -> Optional[CycleConfig]:
+    """The config the `cycle` command asks for: defaults < preset < --config file < the flags given.
+
+    Options left as None are not given. On --resume only the options given are compared with the saved config
+    (see `resume_config`); None means "the saved config as it is"."""
+    flat = {k: v for k, v in (flat or {}).items() if v is not None}
+    nested = {name: {k: v for k, v in values.items() if v is not None} for name, values in (nested or {}).items()}
+    nested = {k: v for k, v in nested.items() if v}
+    if resume:
+        saved = RunDir(Path(out)).read_config()
+        if saved is None:
+            raise InputError(f"nothing to resume: {RunDir(Path(out)).config_path} does not exist")
+        if not (flat or nested or preset or config_file):
+            return None
+        data = _layer(saved, preset, config_file, flat, nested)
+        return CycleConfig.from_dict(data)
+    if not (flat.get("prompts_file") or preset or config_file):
+        raise InputError("a new run needs --prompts (or --preset / --config with a prompts_file)")
+    data = _layer({}, preset, config_file, flat, nested)
+    if not data.get("prompts_file"):
+        raise InputError("a new run needs --prompts (the preset and config name no prompts_file)")
+    if "review" in nested and "n_reviewers" in nested["review"] and "max_new_tokens" not in nested["review"]:
+        # Room for every review of one paper plus the meta-review (about 256 tokens each).
+        nested["review"]["max_new_tokens"] = 256 * nested["review"]["n_reviewers"] + 256
+        data["review"] = {**data.get("review", {}), **nested["review"]}
+    return CycleConfig.from_dict(data)
+
+
+def _layer(base: dict[str, Any], preset: Optional[str], config_file: Optional[Path], flat: dict[str, Any],
+           nested: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    data = dict(base)
+    layers = []
+    if preset:
+        layers.append(preset_dict(preset))
+    if config_file is not None:
+        config_file = Path(config_file)
+        if not config_file.is_file():
+            raise InputError(f"config file not found: {config_file}")
+        try:
+            loaded = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise InputError(f"{config_file} is not a YAML config: {' '.join(str(exc).split())}") from exc
+        if not isinstance(loaded, dict):
+            raise InputError(f"{config_file} must hold a mapping of CycleConfig keys")
+        layers.append(loaded)
+    layers.append({**flat, **nested})
+    for layer in layers:
+        for key, value in layer.items():
+            if key in ("research", "review", "simpo") and isinstance(value, dict):
+                current = data.get(key)
+                data[key] = {**(current if isinstance(current, dict) else {}), **value}
+            else:
+                data[key] = value
+    return data

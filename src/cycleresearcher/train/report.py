@@ -11,9 +11,9 @@ from pathlib import Path
 from statistics import mean
 from typing import Optional
 
-from ..research import atomic_write
+from ..errors import InputError
+from ..io import read_jsonl, save_figure, write_text_atomic
 from ..schema import RoundMetrics
-from .cycle import read_jsonl
 
 
 @dataclass
@@ -45,7 +45,7 @@ def summarize(run: Path) -> list[RoundSummary]:
                     "source": next((row.get("reward_source", "") for row in reviews), "")}
         out.append(RoundSummary(metrics, [s for s, _ in scored], best))
     if not out:
-        raise ValueError(f"{run}: no round has finished yet")
+        raise InputError(f"{run}: no round has finished yet")
     return out
 
 
@@ -76,10 +76,10 @@ def plot_rewards(summaries: list[RoundSummary], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        save_figure(fig, path)
+    finally:
+        plt.close(fig)
 
 
 def _fmt(value: Optional[float], digits: int = 2) -> str:
@@ -118,5 +118,5 @@ def write_report(run: Path) -> tuple[Path, list[RoundSummary]]:
     if rewards:
         lines.append(f"Mean reward over all rounds: {mean(rewards):.2f}.")
     path = run / "report.md"
-    atomic_write(path, "\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")
     return path, summaries
