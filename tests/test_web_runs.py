@@ -45,30 +45,42 @@ def _verdict_row(paper: Paper, ratings: list[int], decision: str) -> dict:
             "reward_source": "local", "verdict": verdict.to_dict()}
 
 
-def write_run(root: Path, name: str = "demo", going: bool = False) -> Path:
+def write_run(root: Path, name: str = "demo", going: bool = False, rounds: int = 1) -> Path:
+    """A finished run of `rounds` rounds (two papers each, rewards rising by round); with `going`, one more
+    round has started: its papers.jsonl ends in a line cut off mid-write and it has no metrics.json."""
     run = root / name
-    (run / "round-00").mkdir(parents=True)
-    (run / "config.yaml").write_text(yaml.safe_dump({"policy": "local", "reviewer": "local", "rounds": 1 + going,
-                                                     "samples": 2, "seed": 0}))
-    papers = [_paper(0, "p000", 0, "Low Paper"), _paper(0, "p000", 1, "High Paper " + EVIL)]
-    papers[1].latex += f"\\section{{Attack}}{EVIL} in the body."
-    (run / "round-00" / "papers.jsonl").write_text("".join(json.dumps(p.to_dict()) + "\n" for p in papers))
-    rows = [_verdict_row(papers[0], [3, 5], "Reject"), _verdict_row(papers[1], [8, 6], "Accept")]
-    (run / "round-00" / "reviews.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    pair = PreferencePair(prompt_id="p000", prompt=[{"role": "user", "content": "write"}], chosen="CHOSEN TEXT",
-                          rejected="REJECTED TEXT", chosen_score=7.0, rejected_score=4.0,
-                          chosen_id=papers[1].paper_id, rejected_id=papers[0].paper_id)
-    (run / "round-00" / "pairs.jsonl").write_text(json.dumps(pair.to_dict()) + "\n")
-    metrics = RoundMetrics(round=0, n_prompts=1, n_papers=2, n_reviewed=2, n_pairs=1, mean_margin=3.0,
-                           losses=[0.9, 0.5], tokens={"research": 1200, "review": 800}, seconds={"research": 30.0,
-                                                                                                  "review": 12.5},
-                           train_metrics={"heldout_judge_mean": 4.5, "compliance_rate": 0.5},
-                           **RoundMetrics.reward_stats([4.0, 7.0]))
-    (run / "round-00" / "metrics.json").write_text(json.dumps(metrics.to_dict()))
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump({"policy": "local", "reviewer": "local",
+                                                     "rounds": rounds + going, "samples": 2, "seed": 0}))
+    for r in range(rounds):
+        rdir = run / f"round-{r:02d}"
+        rdir.mkdir()
+        papers = [_paper(r, "p000", 0, "Low Paper" if r == 0 else f"Round {r} Low Paper"),
+                  _paper(r, "p000", 1, ("High Paper " + EVIL) if r == 0 else f"Round {r} High Paper")]
+        if r == 0:
+            papers[1].latex += f"\\section{{Attack}}{EVIL} in the body."
+        (rdir / "papers.jsonl").write_text("".join(json.dumps(p.to_dict()) + "\n" for p in papers))
+        low, high = [3 + r, 5 + r], [8, 6 + r]
+        rows = [_verdict_row(papers[0], low, "Reject"), _verdict_row(papers[1], high, "Accept")]
+        (rdir / "reviews.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+        rewards = [sum(low) / 2, sum(high) / 2]
+        pair = PreferencePair(prompt_id="p000", prompt=[{"role": "user", "content": "write"}],
+                              chosen="CHOSEN TEXT", rejected="REJECTED TEXT", chosen_score=rewards[1],
+                              rejected_score=rewards[0], chosen_id=papers[1].paper_id,
+                              rejected_id=papers[0].paper_id)
+        (rdir / "pairs.jsonl").write_text(json.dumps(pair.to_dict()) + "\n")
+        metrics = RoundMetrics(round=r, n_prompts=1, n_papers=2, n_reviewed=2, n_pairs=1,
+                               mean_margin=rewards[1] - rewards[0], losses=[0.9 - 0.1 * r, 0.5 - 0.1 * r],
+                               tokens={"research": 1200, "review": 800},
+                               seconds={"research": 30.0, "review": 12.5},
+                               train_metrics={"heldout_judge_mean": 4.5 + 0.3 * r, "compliance_rate": 0.5 + 0.2 * r},
+                               **RoundMetrics.reward_stats(rewards))
+        (rdir / "metrics.json").write_text(json.dumps(metrics.to_dict()))
     if going:
-        (run / "round-01").mkdir()
-        extra = _paper(1, "p000", 0, "Round One Paper")
-        (run / "round-01" / "papers.jsonl").write_text(json.dumps(extra.to_dict()) + "\n" + '{"paper_id": "r01-p0')
+        rdir = run / f"round-{rounds:02d}"
+        rdir.mkdir()
+        extra = _paper(rounds, "p000", 0, "Round One Paper")
+        (rdir / "papers.jsonl").write_text(json.dumps(extra.to_dict()) + "\n" + '{"paper_id": "r01-p0')
     return run
 
 
