@@ -245,3 +245,19 @@ def test_per_review_mode_keeps_each_reviews_parse_problems_and_score_sources():
     assert "review 1: rating: 15 outside 1-10" in rs.problems and "review 2: rating: 15 outside 1-10" in rs.problems
     assert [src["rating"] for src in rs.score_sources] == ["chosen", "chosen"]
     assert [src["soundness"] for src in rs.score_sources] == ["written", "written"]
+
+
+def test_research_prompt_drops_references_to_fit_and_never_cuts_the_system_prompt():
+    from cycleresearcher.config import ConfigError
+    from cycleresearcher.formats.prompts import RESEARCH_SYSTEM_PROMPT
+
+    researcher = Researcher(FakeBackend(), ResearchConfig(top_k_references=len(REFS)))
+    full = researcher.prompt("graph neural networks", REFS)
+    limit = researcher.prompt_tokens(full) - 1
+    fitted = researcher.prompt("graph neural networks", REFS, max_tokens=limit)
+    assert researcher.prompt_tokens(fitted) <= limit
+    assert fitted[0]["content"] == RESEARCH_SYSTEM_PROMPT
+    assert fitted[1]["content"].endswith("write a research paper in the required structure.")
+    assert len(fitted[1]["content"]) < len(full[1]["content"])
+    with pytest.raises(ConfigError, match="without any reference"):
+        researcher.prompt("graph neural networks", REFS, max_tokens=50)

@@ -106,8 +106,8 @@ def test_our_loss_equals_trl_cpo_loss_on_the_same_batch(tiny_model_dir, tmp_path
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    cfg = SimPOConfig(beta=2.5, gamma_beta_ratio=0.3, nll_weight=0.7, label_smoothing=0.1, max_length=48,
-                      max_prompt_length=32)
+    cfg = SimPOConfig(beta=2.5, gamma_beta_ratio=0.3, nll_weight=0.7, label_smoothing=0.1, max_length=56,
+                      max_prompt_length=50)
     data = build_preference_dataset(_pairs(), tok, cfg.max_prompt_length)
     args = CPOConfig(output_dir=str(tmp_path / "trl"), loss_type="simpo", beta=cfg.beta, simpo_gamma=cfg.gamma,
                      cpo_alpha=cfg.nll_weight, label_smoothing=cfg.label_smoothing, max_length=cfg.max_length,
@@ -145,8 +145,8 @@ def test_training_raises_the_margin_and_saves_a_loadable_model(tiny_model_dir, t
     from cycleresearcher.train.simpo import train_simpo
 
     out = tmp_path / "ckpt"
-    cfg = SimPOConfig(use_trl=trainer, learning_rate=1e-3, epochs=3, batch_size=2, max_length=64,
-                      max_prompt_length=40)
+    cfg = SimPOConfig(use_trl=trainer, learning_rate=1e-3, epochs=3, batch_size=2, max_length=96,
+                      max_prompt_length=64)
     metrics = train_simpo(f"hf:{tiny_model_dir}", _pairs(), out, cfg)
     assert metrics["trainer"] == ("native" if trainer == "never" else "trl")
     assert metrics["steps"] == 6 and len(metrics["losses"]) == 6 and len(metrics["margins"]) == 6
@@ -176,7 +176,7 @@ def test_lora_training_saves_a_merged_plain_model(tiny_model_dir, tmp_path):
     out.mkdir()
     (out / "stale.txt").write_text("an older checkpoint")  # replaced atomically, not merged into
     cfg = SimPOConfig(use_trl="never", lora=True, lora_r=4, learning_rate=5e-3, max_steps=3, batch_size=2,
-                      max_length=64, max_prompt_length=40, eval_margins=False)
+                      max_length=96, max_prompt_length=64, eval_margins=False)
     metrics = train_simpo(str(tiny_model_dir), _pairs(), out, cfg)
     assert metrics["lora"] and metrics["steps"] == 3 and metrics["mean_margin_start"] is None
     keys = load_file(out / "model.safetensors")
@@ -206,3 +206,18 @@ def test_simpo_on_the_embedded_gguf_model(tmp_path):
     tok = AutoTokenizer.from_pretrained(tmp_path / "ckpt")
     assert tok.eos_token == "<|im_end|>" and tok.chat_template
     AutoModelForCausalLM.from_pretrained(tmp_path / "ckpt")
+
+
+def test_a_prompt_longer_than_max_prompt_length_is_refused_not_cut(tiny_model_dir):
+    """Cutting a prompt would train on a context without the instruction the policy sampled from."""
+    from transformers import AutoTokenizer
+
+    from cycleresearcher.train.common import TrainingError
+    from cycleresearcher.train.simpo import build_preference_dataset
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    pairs = _pairs()
+    data = build_preference_dataset(pairs, tok, 512)
+    assert data[0]["prompt"] == tok.apply_chat_template(pairs[0].prompt, tokenize=False, add_generation_prompt=True)
+    with pytest.raises(TrainingError, match="max_prompt_length 8"):
+        build_preference_dataset(pairs, tok, 8)

@@ -40,6 +40,10 @@ REQUIRED_PROBLEMS = {
     "missing main idea": "the `## Main Idea` section",
 }
 
+# Tokens a chat template adds around each message (role header, end marker): 5 for SmolLM2's ChatML; 8 leaves
+# room for templates a little longer.
+CHAT_TOKENS_PER_MESSAGE = 8
+
 STAGES = [
     ("idea", "Write the `## Motivation` and `## Main Idea` sections, then `## Interestingness`, "
              "`## Feasibility` and `## Novelty`, each a score from 1 to 10."),
@@ -89,12 +93,34 @@ class Researcher:
 
     # -- prompts ----------------------------------------------------------------------------------------
 
-    def prompt(self, topic: str, references: list[Reference]) -> list[Message]:
-        """Messages 1-2 of the research conversation, with the top-k references and their review."""
+    def prompt(self, topic: str, references: list[Reference], max_tokens: Optional[int] = None) -> list[Message]:
+        """Messages 1-2 of the research conversation, with the top-k references and their review.
+
+        With `max_tokens` (the trainer's max_prompt_length), the lowest-ranked references are dropped until the
+        conversation fits; the system prompt and the instruction are never cut. ConfigError when even no
+        reference does not fit."""
         ranked = rank_references(topic, references, self.config.top_k_references)
-        review = literature_review(topic, ranked) if ranked else ""
-        return [{"role": "system", "content": RESEARCH_SYSTEM_PROMPT},
-                {"role": "user", "content": research_user_prompt(topic, ranked, review)}]
+        while True:
+            review = literature_review(topic, ranked) if ranked else ""
+            messages = [{"role": "system", "content": RESEARCH_SYSTEM_PROMPT},
+                        {"role": "user", "content": research_user_prompt(topic, ranked, review)}]
+            if max_tokens is None:
+                return messages
+            used = self.prompt_tokens(messages)
+            if used <= max_tokens:
+                if len(ranked) < min(self.config.top_k_references, len(references)):
+                    log.info("prompt for %r: kept %d references to fit %d tokens", topic[:60], len(ranked), max_tokens)
+                return messages
+            if not ranked:
+                raise ConfigError(f"the research prompt for {topic[:60]!r} takes {used} tokens without any reference, "
+                                  f"more than the {max_tokens} the trainer keeps (simpo.max_prompt_length)",
+                                  hint="raise simpo.max_prompt_length")
+            ranked = ranked[:-1]
+
+    def prompt_tokens(self, messages: list[Message]) -> int:
+        """Tokens of a conversation as the policy sees it (contents plus the chat template's few per message)."""
+        return sum(self.backend.count_tokens(m["content"]) + CHAT_TOKENS_PER_MESSAGE for m in messages) \
+            + CHAT_TOKENS_PER_MESSAGE
 
     def _options(self, seed_offset: int = 0) -> dict:
         c = self.config

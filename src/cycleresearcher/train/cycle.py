@@ -232,7 +232,10 @@ class Cycle:
         if self.config.max_prompts:
             topics = topics[: self.config.max_prompts]
         references = load_references(Path(self.config.bib)) if self.config.bib else []
-        rows = [{"id": t["id"], "topic": t["topic"], "messages": researcher.prompt(t["topic"], references)}
+        # Prompts fit the trainer's max_prompt_length as they are built, so a pair trains on exactly the context
+        # its papers were sampled from (the trainer refuses to cut one).
+        limit = self.config.simpo.max_prompt_length
+        rows = [{"id": t["id"], "topic": t["topic"], "messages": researcher.prompt(t["topic"], references, limit)}
                 for t in topics]
         write_jsonl_atomic(path, rows)
         return rows

@@ -113,13 +113,17 @@ def _prompt_text(tokenizer, messages: list[dict[str, str]], chat: bool) -> str:
     return "\n\n".join(m["content"] for m in messages) + "\n\n"
 
 
-def _clip_prompt(tokenizer, prompt: str, max_prompt_length: int) -> str:
-    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    if len(ids) <= max_prompt_length:
-        return prompt
-    # Keep the end: it holds the instruction and the assistant header the response must follow.
-    log.warning("prompt of %d tokens cut to its last %d", len(ids), max_prompt_length)
-    return tokenizer.decode(ids[-max_prompt_length:], skip_special_tokens=False)
+def _check_prompt(tokenizer, prompt: str, max_prompt_length: int, prompt_id: str) -> str:
+    """The prompt as sampled, or a TrainingError: cutting it would train the pair on a context without the
+    instruction (or without the system prompt) the policy sampled from. The cycle fits prompts to
+    max_prompt_length when it builds them (Researcher.prompt drops references first)."""
+    n = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    if n > max_prompt_length:
+        raise TrainingError(f"the prompt of pair {prompt_id!r} has {n} tokens, more than max_prompt_length "
+                            f"{max_prompt_length}; training on a cut prompt would drop the instruction the policy "
+                            "sampled from", hint="raise simpo.max_prompt_length or use fewer references "
+                                                 "(research.top_k_references)")
+    return prompt
 
 
 def build_preference_dataset(pairs: Sequence[PreferencePair], tokenizer, max_prompt_length: int = 512,
@@ -140,7 +144,8 @@ def build_preference_dataset(pairs: Sequence[PreferencePair], tokenizer, max_pro
             raise ValueError(f"pair {i} is a {type(pair).__name__}, not a PreferencePair")
         if not pair.prompt:
             raise ValueError(f"pair {i} ({pair.prompt_id!r}) has no prompt messages")
-        prompt = _clip_prompt(tokenizer, _prompt_text(tokenizer, pair.prompt, chat), max_prompt_length)
+        prompt = _check_prompt(tokenizer, _prompt_text(tokenizer, pair.prompt, chat), max_prompt_length,
+                               pair.prompt_id)
         rows["prompt"].append(prompt)
         for key, text in (("chosen", pair.chosen), ("rejected", pair.rejected)):
             rows[key].append(text if eos and text.endswith(eos) else text + eos)
