@@ -120,13 +120,13 @@ def test_concurrency_limit(stub, monkeypatch):
 
 
 def test_key_lookup(stub, monkeypatch):
-    from cycleresearcher.backends.openai import OFFICIAL_BASE_URL, _api_key
+    from cycleresearcher.backends.openai_spec import OFFICIAL_BASE_URL, api_key_for
 
-    assert _api_key(stub.url) == "EMPTY"
+    assert api_key_for(stub.url) == "EMPTY"
     with pytest.raises(BackendError, match="OPENAI_API_KEY"):
-        _api_key(OFFICIAL_BASE_URL)
+        api_key_for(OFFICIAL_BASE_URL)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    assert _api_key(OFFICIAL_BASE_URL) == "sk-test"
+    assert api_key_for(OFFICIAL_BASE_URL) == "sk-test"
 
 
 def test_dead_server_retried_then_clear_error(stub):

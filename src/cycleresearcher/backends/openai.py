@@ -30,91 +30,22 @@ import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Optional
-from urllib.parse import parse_qsl
 
 from ..schema import Completion, GenerationRequest
-from .base import Backend, BackendError, BackendSpecError
+from .base import Backend, BackendError
 from .logprob_choice import score_choices
 from .openai_server import (ServerInfo, Tokenizer, WaitLog, context_from_error, estimate_tokens, model_matches,
                             probe_server)
+from .openai_spec import (DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, OFFICIAL_BASE_URL, api_key_for, env_number,
+                          parse_openai_options, parse_openai_spec)
 
 log = logging.getLogger(__name__)
 
-OFFICIAL_BASE_URL = "https://api.openai.com/v1"
-KEY_VARIABLES = ("CYCLERESEARCHER_API_KEY", "OPENAI_API_KEY")
-DUMMY_KEY = "EMPTY"
 RETRY_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
-DEFAULT_TIMEOUT_S = 300.0  # one response; a frozen server costs at most (retries + 1) x this
-DEFAULT_RETRIES = 2
 UNKNOWN_CONTEXT = 8192  # assumed when neither the spec nor the server says
 OFFICIAL_CONTEXT = 128000  # current OpenAI chat models
 TOP_LOGPROBS = 20  # the most the OpenAI API returns per position
 CHOICE_TOKENS = 4  # greedy reply length when scoring choices ("10" is two tokens in many vocabularies)
-
-
-def _flag(value: str) -> bool:
-    if value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(value)
-
-
-_OPTIONS = {"ctx": int, "timeout": float, "retries": int, "concurrency": int, "logprobs": _flag}
-
-
-def parse_openai_spec(rest: str) -> tuple[str, Optional[str]]:
-    """(model, base URL or None) from the part of the spec after `openai:` (options already removed)."""
-    rest = rest.strip()
-    # a model name may itself hold "@" (rare), so the URL starts at the "@" followed by a scheme
-    starts = [i for i in (rest.find("@http://"), rest.find("@https://")) if i >= 0]
-    if starts:
-        model, url = rest[: min(starts)], rest[min(starts) + 1:].rstrip("/")
-    elif "@" in rest:
-        raise BackendSpecError(f"openai spec {'openai:' + rest!r}: the base URL after '@' must start with "
-                               "http:// or https://, e.g. openai:MODEL@http://localhost:8000/v1")
-    else:
-        model, url = rest, ""
-    if not model:
-        raise BackendSpecError("openai spec needs a model name: openai:MODEL[@BASE_URL]")
-    return model, url or None
-
-
-def parse_openai_options(query: str) -> dict:
-    """`ctx=4096&timeout=60` -> {"ctx": 4096, "timeout": 60.0}; unknown names and bad values are errors."""
-    options: dict = {}
-    for key, value in parse_qsl(query, keep_blank_values=True):
-        if key not in _OPTIONS:
-            raise BackendSpecError(f"unknown openai option {key!r}; known: {', '.join(_OPTIONS)}")
-        try:
-            options[key] = _OPTIONS[key](value)
-        except ValueError:
-            raise BackendSpecError(f"openai option {key}={value!r} is not valid") from None
-        if key in ("ctx", "timeout", "concurrency") and options[key] <= 0 or key == "retries" and options[key] < 0:
-            raise BackendSpecError(f"openai option {key}={value!r} is out of range")
-    return options
-
-
-def _env_number(name: str, kind, default):
-    value = os.environ.get(name)
-    if not value:
-        return default
-    try:
-        number = kind(value)
-    except ValueError:
-        raise BackendSpecError(f"{name} must be a number, got {value!r}") from None
-    if number < 0 or kind is float and number == 0:
-        raise BackendSpecError(f"{name} is out of range: {value!r}")
-    return number
-
-
-def _api_key(base_url: str) -> str:
-    for name in KEY_VARIABLES:
-        if os.environ.get(name):
-            return os.environ[name]
-    if base_url.rstrip("/") != OFFICIAL_BASE_URL:
-        return DUMMY_KEY  # local servers (vLLM, llama.cpp, Ollama) accept any key
-    raise BackendError(f"no API key for {OFFICIAL_BASE_URL}: set {' or '.join(KEY_VARIABLES)}")
 
 
 def _debug_serial() -> bool:
@@ -136,14 +67,14 @@ class OpenAIBackend(Backend):
         self.model = model
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OFFICIAL_BASE_URL).rstrip("/")
         self.spec = f"openai:{model}@{self.base_url}"
-        self.timeout_s = timeout_s or _env_number("CYCLERESEARCHER_TIMEOUT", float, DEFAULT_TIMEOUT_S)
-        retries = _env_number("CYCLERESEARCHER_RETRIES", int, DEFAULT_RETRIES)
+        self.timeout_s = timeout_s or env_number("CYCLERESEARCHER_TIMEOUT", float, DEFAULT_TIMEOUT_S)
+        retries = env_number("CYCLERESEARCHER_RETRIES", int, DEFAULT_RETRIES)
         self.max_tries = max(1, max_tries if max_tries is not None else retries + 1)  # the first try included
         self.backoff_s = backoff_s  # first wait; doubles each retry, with jitter
         self.max_backoff_s = max_backoff_s
         self.concurrency = max(1, concurrency)
         self.wait_log_every_s = 10.0
-        key = api_key or _api_key(self.base_url)
+        key = api_key or api_key_for(self.base_url)
         self._headers = {"Authorization": f"Bearer {key}"}
         self._client = openai.OpenAI(api_key=key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0)
         self._context_override = context_length  # from ?ctx=
