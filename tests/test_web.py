@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from cycleresearcher.backends.base import BackendError  # noqa: E402
 from cycleresearcher.backends.fake import FakeBackend  # noqa: E402
 from cycleresearcher.formats.review import render_review_set  # noqa: E402
-from cycleresearcher.schema import DISCLOSURE, Review, ReviewSet  # noqa: E402
+from cycleresearcher.schema import Paper, Review, ReviewSet  # noqa: E402
 from cycleresearcher.web import Services, WebConfig, create_app  # noqa: E402
 from cycleresearcher.web.jobs import JobQueue  # noqa: E402
 
@@ -138,6 +138,7 @@ def test_home_page_offers_the_configured_backends(make_client):
     ("paper.pdf", None),  # built with fpdf2
     ("paper.zip", zip_bytes({"src/main.tex": PAPER_TEX, "src/notes.txt": "x"})),
     ("paper.tar.gz", targz_bytes({"main.tex": PAPER_TEX})),
+    ("paper.json", json.dumps(Paper(title="Sparse Routing for Tiny Transformers", latex=PAPER_TEX).to_dict()).encode()),
 ])
 def test_each_format_is_reviewed(make_client, tmp_path, name, payload):
     client, services, queue = make_client()
@@ -236,6 +237,13 @@ def test_upload_name_cannot_point_outside_the_temp_folder(make_client, tmp_path)
     _, job = submit(client, queue, files={"file": ("../../../escape.md", PAPER_MD.encode())})
     assert job.status == "done" and job.label == "escape.md"
     assert not (tmp_path / "escape.md").exists() and not list(tmp_path.rglob("escape.md"))
+
+
+def test_json_that_is_not_a_paper_fails_the_job_with_one_line(make_client):
+    client, services, queue = make_client()
+    _, job = submit(client, queue, files={"file": ("row.json", b'{"paper_id": "x", "parsed_title": "A PeerRead row"}')})
+    assert job.status == "failed" and "not a Paper record" in job.error and "\n" not in job.error
+    assert services.fake.history == []
 
 
 def test_failed_job_shows_its_one_line_error(make_client):

@@ -25,6 +25,7 @@ KINDS = {
     "archive": (".tar.gz", ".tgz", ".zip", ".tar", ".gz"),
     "markdown": (".md", ".markdown"),
     "text": (".txt",),
+    "paper-json": (".json",),  # a paper.json written by `research`
 }
 ACCEPT = ",".join(s for suffixes in KINDS.values() for s in suffixes)  # for the file input's accept=
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
@@ -39,7 +40,7 @@ def kind_of(name: str) -> tuple[str, str]:
             if lower.endswith(suffix):
                 return kind, suffix
     raise InputError(f"{name or 'the file'}: not a paper format the reviewer reads; upload a .pdf, a .tex, a LaTeX "
-                     f"archive (.zip, .tar.gz, .tgz), a .md or a .txt")
+                     f"archive (.zip, .tar.gz, .tgz), a .md, a .txt or a paper.json written by `research`")
 
 
 def safe_name(name: str) -> str:
@@ -64,7 +65,7 @@ def check_bytes(name: str, data: bytes, max_bytes: int) -> str:
         is_tar = len(data) > 262 and data[257:262] == b"ustar"
         if (magic and not data.startswith(magic)) or (suffix == ".tar" and not is_tar):
             raise InputError(f"{name}: not a {suffix} archive (its first bytes do not match)")
-    if kind in ("latex", "markdown", "text"):
+    if kind in ("latex", "markdown", "text", "paper-json"):
         _check_text(name, data)
     return kind
 
