@@ -102,8 +102,8 @@ class _TokenCheck:
 
 
 def _too_large(size: int, limit: int, at_least: bool = False) -> str:
-    return (f"upload too large: {'over ' if at_least else ''}{size / 1e6:.1f} MB; the limit is "
-            f"{(limit - _FORM_SLACK) / 1e6:.0f} MB")
+    return (f"upload too large: {'over ' if at_least else ''}{size / 1e6:.3g} MB; the limit is "
+            f"{(limit - _FORM_SLACK) / 1e6:.3g} MB")
 
 
 def create_app(config: WebConfig, queue: Optional[JobQueue] = None, services: Optional[Services] = None) -> FastAPI:
@@ -145,19 +145,19 @@ def create_app(config: WebConfig, queue: Optional[JobQueue] = None, services: Op
 
     @app.post("/review")
     async def submit_review(request: Request):
-        form = await request.form(max_files=1, max_fields=10, max_part_size=config.max_upload_bytes + 1)
-        upload, text = form.get("file"), str(form.get("text") or "")
-        options = review_options(dict(form), config)
-        if upload is not None and not isinstance(upload, str) and upload.filename:
-            data = await upload.read(config.max_upload_bytes + 1)
-            folder, path = await asyncio.to_thread(uploads.save_upload, upload.filename, data,
-                                                   config.max_upload_bytes)
-            label = uploads.safe_name(upload.filename)
-        elif text.strip():
-            folder, path = await asyncio.to_thread(uploads.save_pasted, text, config.max_upload_bytes)
-            label = "pasted text"
-        else:
-            raise InputError("choose a paper file or paste the paper's text")
+        async with request.form(max_files=1, max_fields=10, max_part_size=config.max_upload_bytes + 1) as form:
+            upload, text = form.get("file"), str(form.get("text") or "")
+            options = review_options(dict(form), config)
+            if upload is not None and not isinstance(upload, str) and upload.filename:
+                data = await upload.read()  # at most the body limit: _BodyLimit stopped anything larger
+                folder, path = await asyncio.to_thread(uploads.save_upload, upload.filename, data,
+                                                       config.max_upload_bytes)
+                label = uploads.safe_name(upload.filename)
+            elif text.strip():
+                folder, path = await asyncio.to_thread(uploads.save_pasted, text, config.max_upload_bytes)
+                label = "pasted text"
+            else:
+                raise InputError("choose a paper file or paste the paper's text")
         job = queue.submit("review", label, lambda j: review_job(j, services, path, options), options,
                            cleanup=[lambda: uploads.remove_folder(folder)])
         return RedirectResponse(f"/jobs/{job.id}", status_code=303)

@@ -37,8 +37,11 @@ def serve(config: WebConfig, host: str = "127.0.0.1", port: int = 8000) -> None:
     import uvicorn
 
     from .app import create_app
+    from .pipeline import Services
 
     check_host(host, config.token)
-    app = create_app(config)
+    services = Services(config)
+    services.reward_judge()  # a bad --reward folder fails here, as one line, not in every job
+    app = create_app(config, services=services)
     # Short graceful shutdown: an open progress stream should not keep Ctrl-C waiting.
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)

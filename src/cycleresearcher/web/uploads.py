@@ -53,7 +53,7 @@ def safe_name(name: str) -> str:
 def check_bytes(name: str, data: bytes, max_bytes: int) -> str:
     """Raise when the upload is empty, too large, of an unknown kind, or not what its suffix says; return kind."""
     if len(data) > max_bytes:
-        raise LimitExceeded(f"{name}: {len(data) / 1e6:.1f} MB is over the upload limit of {max_bytes / 1e6:.0f} MB")
+        raise LimitExceeded(f"{name}: {len(data) / 1e6:.3g} MB is over the upload limit of {max_bytes / 1e6:.3g} MB")
     if not data.strip():
         raise InputError(f"{name}: the file is empty")
     kind, suffix = kind_of(name)
