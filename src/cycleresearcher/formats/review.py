@@ -95,6 +95,9 @@ def parse_decision(text: str) -> Optional[str]:
 def parse_review_set(text: str | bytes) -> ReviewSet:
     """Parse a CycleReviewer-style review set. Never raises on model output; problems are listed."""
     text = as_text(text)
+    if "\\boxed_review" in text or "\\boxed_simreviewers" in text:  # DeepReviewer output: formats/deepreviewer.py
+        from .deepreviewer import parse_deepreviewer
+        return parse_deepreviewer(text)
     result = ReviewSet(raw_text=text)
     problems = result.problems
     reviews: list[dict[str, str]] = []
