@@ -78,9 +78,9 @@ No ethics review needed.
 """
 
 # Run in the server's process: the `fake` backend, scripted to write four reviews (ratings 6, 8, 5, 6), a
-# meta-review and Accept, after a pause long enough for the page to show progress.
+# meta-review and Accept once the test lets it (so the page is seen in progress first).
 SERVER = """
-import sys, time
+import os, sys, time
 from cycleresearcher.backends import register_backend
 from cycleresearcher.backends.fake import FakeBackend
 from cycleresearcher.cli import main
@@ -88,7 +88,10 @@ sys.path.insert(0, {tests!r})
 from test_web_browser import review_set_text
 
 def respond(request, i):
-    time.sleep({delay})
+    # Hold the reviews back until the test has seen the page in progress (the file appears), at most 60 s.
+    deadline = time.monotonic() + 60
+    while not os.path.exists({release!r}) and time.monotonic() < deadline:
+        time.sleep(0.05)
     return review_set_text()
 
 register_backend("fake", lambda rest: FakeBackend(responder=respond))
@@ -136,14 +139,15 @@ def server(tmp_path):
     port = free_port()
     log = tmp_path / "serve.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    script = SERVER.format(tests=str(TESTS), delay=1.5, port=port, runs=str(runs))
+    release = tmp_path / "release-the-reviews"
+    script = SERVER.format(tests=str(TESTS), release=str(release), port=port, runs=str(runs))
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-c", script], stdout=out, stderr=subprocess.STDOUT, env=env,
                                 cwd=tmp_path)
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_until_up(url, proc, log)
-        yield url
+        yield url, release
     finally:
         proc.terminate()
         try:
@@ -195,6 +199,7 @@ def save_screenshot(driver, tmp_path: Path, name: str, height: int = 900) -> Pat
 
 
 def test_review_a_paper_and_browse_a_run_in_chromium(server, browser, tmp_path):
+    server, release = server
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -211,12 +216,15 @@ def test_review_a_paper_and_browse_a_run_in_chromium(server, browser, tmp_path):
     browser.find_element(By.ID, "file").send_keys(str(paper))
     browser.find_element(By.ID, "submit").click()
 
-    # The job page first shows progress (the scripted reviewer takes 1.5 s), streamed over server-sent events...
-    wait.until(ec.presence_of_element_located((By.ID, "steps")))
+    # The job page shows the job in progress (the scripted reviewer waits for the release file)...
+    wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "running"))
+    wait.until(ec.text_to_be_present_in_element((By.ID, "steps"), "reviewing: 4 reviewer(s)"))
     job_url = browser.current_url
-    assert "/jobs/" in job_url
-    assert browser.find_element(By.ID, "status").text in ("queued", "running", "done")
-    # ...then its script reloads the page when the job ends, and the reviews table is there.
+    assert "/jobs/" in job_url and not browser.find_elements(By.ID, "reviews-table")
+    save_screenshot(browser, tmp_path, "review-progress", height=500)
+    release.write_text("go")
+    # ...and when the job ends, its server-sent events tell the page's script to reload: the reviews appear
+    # without the test reloading anything.
     table = wait.until(ec.visibility_of_element_located((By.ID, "reviews-table")))
     assert browser.current_url == job_url
     assert browser.find_element(By.ID, "decision").text == "Accept"
