@@ -20,6 +20,7 @@ from cycleresearcher.formats.bibtex import load_bibtex, parse_bibtex, render_bib
 from cycleresearcher.formats.document import Document, document_from_text, load_document
 from cycleresearcher.formats.latex import latex_to_text, load_latex_project, parse_latex
 from cycleresearcher.formats.pdf import fix_hyphenation, pdf_to_text
+from cycleresearcher.errors import InputError
 from cycleresearcher.schema import Paper, Reference, Section
 
 MAIN_TEX = r"""\documentclass{article}
@@ -442,15 +443,22 @@ def test_load_document_errors_and_garbage(tmp_path):
     bad_json.write_text('{"not_a_paper_field": 1}')
     with pytest.raises(ValueError, match="not a Paper record"):
         load_document(bad_json)
+    # nothing readable is an error for every caller (review, reward score, detect), naming why
     garbage = tmp_path / "garbage.txt"
     garbage.write_bytes(random.Random(1).randbytes(4000))
-    doc = load_document(garbage)
-    assert doc.kind == "text" and "\x00" not in doc.text
-    assert any("UTF-8" in p for p in doc.problems) and any("binary" in p for p in doc.problems)
+    with pytest.raises(InputError, match="garbage.txt.*binary"):
+        load_document(garbage)
     bad_pdf = tmp_path / "broken.pdf"
     bad_pdf.write_bytes(b"%PDF-1.4 garbage")
-    doc = load_document(bad_pdf)
-    assert doc.text == "" and doc.problems
+    with pytest.raises(InputError, match="broken.pdf.*not a readable PDF"):
+        load_document(bad_pdf)
+    empty = tmp_path / "empty.tex"
+    empty.write_text("% only a comment\n")
+    with pytest.raises(InputError, match="empty.tex: no readable text"):
+        load_document(empty)
+    # text in memory is still read leniently
+    doc = document_from_text(random.Random(1).randbytes(400).decode("latin-1"))
+    assert doc.kind == "text" and "\x00" not in doc.text
     with pytest.raises(ValueError, match="unknown document kind"):
         document_from_text("x", kind="docx")
     assert isinstance(document_from_text("\\title{T}\\section{S} s", kind="latex"), Document)

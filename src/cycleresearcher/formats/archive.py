@@ -29,18 +29,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable, Optional
 
+from .. import limits
+from ..errors import InputError
+
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 16  # bytes per read while copying members
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _MAIN_NAMES = ("main", "paper", "ms")
-# what a truncated or corrupt compressed archive raises while we read it
-_CORRUPT = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError, OSError)
+# what a truncated or corrupt compressed archive raises while we read it (NotImplementedError: a zip member
+# compressed with a method zipfile cannot decode; RuntimeError: a zip that needs a password)
+_CORRUPT = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError, OSError, NotImplementedError,
+            RuntimeError)
 _DOCCLASS = re.compile(r"\\document(?:class|style)\b")
 _BEGIN_DOC = re.compile(r"\\begin\s*\{document\}")
 
 
-class UnsafeArchiveError(ValueError):
+class UnsafeArchiveError(InputError):
     """The archive holds a member that would escape the destination, or is too large."""
 
 
@@ -55,7 +60,8 @@ class _Member:
     source: object = None  # TarInfo or ZipInfo
 
 
-def safe_extract(archive: Path, dest: Path, max_bytes: int = 200_000_000, max_members: int = 10_000) -> Path:
+def safe_extract(archive: Path, dest: Path, max_bytes: int = limits.MAX_ARCHIVE_BYTES,
+                 max_members: int = limits.MAX_ARCHIVE_MEMBERS) -> Path:
     """Extract `archive` into `dest` (created if needed) after validating every member; return `dest`.
 
     Handles tar (any compression tarfile reads), zip, a bare gzip/bzip2/xz stream of one file (written as
@@ -63,11 +69,10 @@ def safe_extract(archive: Path, dest: Path, max_bytes: int = 200_000_000, max_me
     the archive that stay inside `dest` are materialised as copies, so no symlink is ever created.
 
     Raises UnsafeArchiveError naming the offending member, FileNotFoundError when `archive` is missing, and
-    ValueError for a file that is no archive we know.
+    InputError for a file that is no archive we know, a corrupt one, a FIFO or a device.
     """
     archive, dest = Path(archive), Path(dest)
-    if not archive.is_file():
-        raise FileNotFoundError(f"archive not found: {archive}")
+    limits.check_regular_file(archive, "archive")
     dest.mkdir(parents=True, exist_ok=True)
     with archive.open("rb") as fh:
         head = fh.read(8)
@@ -81,7 +86,7 @@ def safe_extract(archive: Path, dest: Path, max_bytes: int = 200_000_000, max_me
         target = dest / _clean_name(archive.name, archive.name)
         _copy_capped(archive.open("rb"), target, archive.name, max_bytes, 0)
     else:
-        raise ValueError(
+        raise InputError(
             f"{archive}: not a tar, zip, gzip/bzip2/xz or .tex file (first bytes {head[:4]!r})")
     return dest
 
@@ -184,7 +189,7 @@ def _extract_tar(archive: Path, dest: Path, max_bytes: int, max_members: int) ->
         try:
             members = _tar_members(tf, max_members, archive)
         except _CORRUPT as exc:
-            raise ValueError(f"{archive}: corrupt tar archive ({type(exc).__name__}: {exc})") from exc
+            raise InputError(f"{archive}: corrupt tar archive ({type(exc).__name__}: {exc})") from exc
         _check_totals(members, max_bytes, max_members, archive)
         _write_members(members, dest, max_bytes, lambda m: tf.extractfile(m.source))
 
@@ -195,8 +200,8 @@ def _extract_tar(archive: Path, dest: Path, max_bytes: int, max_members: int) ->
 def _extract_zip(archive: Path, dest: Path, max_bytes: int, max_members: int) -> None:
     try:
         zf = zipfile.ZipFile(archive)
-    except zipfile.BadZipFile as exc:
-        raise ValueError(f"{archive}: not a readable zip file ({exc})") from exc
+    except _CORRUPT as exc:
+        raise InputError(f"{archive}: not a readable zip file ({type(exc).__name__}: {exc})") from exc
     with zf:
         infos = zf.infolist()
         if len(infos) > max_members:
@@ -210,7 +215,11 @@ def _extract_zip(archive: Path, dest: Path, max_bytes: int, max_members: int) ->
             if info.is_dir():
                 members.append(_Member(name, "dir", source=info))
             elif stat.S_ISLNK(mode):
-                target = zf.read(info)[:4096].decode("utf-8", "replace")
+                try:
+                    target = zf.read(info)[:4096].decode("utf-8", "replace")
+                except _CORRUPT as exc:
+                    raise InputError(f"{archive}: link member {info.filename!r} cannot be read "
+                                     f"({type(exc).__name__}: {exc})") from exc
                 members.append(_Member(name, "link", link_to=_link_target(info.filename, target, True),
                                        source=info))
             elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
@@ -238,7 +247,7 @@ def _extract_stream(archive: Path, dest: Path, opener: Callable[[Path], IO[bytes
     except _CORRUPT as exc:
         if target is not None:
             target.unlink(missing_ok=True)
-        raise ValueError(f"{archive}: corrupt compressed stream ({type(exc).__name__}: {exc})") from exc
+        raise InputError(f"{archive}: corrupt compressed stream ({type(exc).__name__}: {exc})") from exc
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -310,21 +319,14 @@ def _write_members(members: list[_Member], dest: Path, max_bytes: int,
             path.unlink(missing_ok=True)
         if isinstance(exc, UnsafeArchiveError):
             raise
-        raise ValueError(f"corrupt archive: {type(exc).__name__}: {exc}") from exc
+        raise InputError(f"corrupt archive: {type(exc).__name__}: {exc}") from exc
 
 
 # ---------------------------------------------------------------------------------------------- main file
 
 
 def _tex_files(folder: Path) -> list[Path]:
-    found = []
-    for root, dirs, files in os.walk(folder, followlinks=False):
-        dirs.sort()
-        for name in sorted(files):
-            path = Path(root) / name
-            if path.suffix.lower() == ".tex" and path.is_file() and _inside(folder, path):
-                found.append(path)
-    return found
+    return limits.confined_files(folder, (".tex",))
 
 
 def find_main_tex(folder: Path) -> Path:
@@ -340,7 +342,8 @@ def find_main_tex(folder: Path) -> Path:
         raise FileNotFoundError(f"LaTeX project folder not found: {folder}")
     scored = []
     for path in _tex_files(folder):
-        text = _without_comments(path.read_bytes()[:5_000_000].decode("utf-8", "replace"))
+        with open(path, "rb") as handle:  # a regular file inside the folder (confined_files checked both)
+            text = _without_comments(handle.read(5_000_000).decode("utf-8", "replace"))
         if not _DOCCLASS.search(text):
             continue
         named = path.stem.lower() in _MAIN_NAMES
@@ -355,4 +358,6 @@ def find_main_tex(folder: Path) -> Path:
 
 
 def _without_comments(text: str) -> str:
-    return re.sub(r"(?<!\\)((?:\\\\)*)%.*", r"\1", text)
+    from .latex_text import strip_comments
+
+    return strip_comments(text)

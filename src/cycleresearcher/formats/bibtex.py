@@ -2,7 +2,9 @@
 
 bibtexparser's own string middleware leaves `nips # { 30}` concatenations unresolved, so values are taken raw
 and resolved here: `@string` macros (also inside other macros), the standard month macros, `#` joins, quoted
-and braced parts. Broken entries become problems with their line number and never stop the rest.
+and braced parts. Broken entries become problems with their line number and never stop the rest. A value that
+expands past limits.MAX_BIBTEX_VALUE_CHARS (`@string{s2 = s1 # s1}` doubling forty times reaches terabytes)
+raises LimitExceeded instead.
 
     from cycleresearcher.formats.bibtex import load_bibtex, render_bibtex
     refs, problems = load_bibtex(Path("refs.bib"))
@@ -15,6 +17,7 @@ import logging
 import re
 from pathlib import Path
 
+from .. import limits
 from ..schema import Reference
 
 log = logging.getLogger(__name__)
@@ -53,9 +56,12 @@ def _split_top(value: str, sep_pattern: str) -> list[str]:
 
 
 def _resolve(raw: str, macros: dict[str, str], where: str, problems: list[str]) -> str:
-    """A raw field value as LaTeX text without its outer delimiters, macros expanded."""
+    """A raw field value as LaTeX text without its outer delimiters, macros expanded (bounded in size)."""
     out = []
+    size = 0
     for part in _split_top(raw.strip(), r"\s*#\s*"):
+        if size > limits.MAX_BIBTEX_VALUE_CHARS:
+            break
         part = part.strip()
         if len(part) >= 2 and ((part[0], part[-1]) in (("{", "}"), ('"', '"'))):
             out.append(part[1:-1])
@@ -66,8 +72,11 @@ def _resolve(raw: str, macros: dict[str, str], where: str, problems: list[str]) 
         elif part.lower() in _MONTH_NAMES:
             out.append(_MONTH_NAMES[part.lower()])
         elif part:
-            problems.append(f"{where}: undefined @string macro {part!r}")
+            problems.append(f"{where}: undefined @string macro {part[:80]!r}")
             out.append(part)
+        size += len(out[-1]) if out else 0
+    if size > limits.MAX_BIBTEX_VALUE_CHARS:
+        raise limits.exceeded(where, "a BibTeX value after macro expansion", "MAX_BIBTEX_VALUE_CHARS")
     return "".join(out)
 
 
@@ -95,25 +104,28 @@ def _failure(block) -> str:
     return f"line {line}: broken entry {first!r}: {reason.strip()}"
 
 
-def parse_bibtex(text: str) -> tuple[list[Reference], list[str]]:
-    """(references, problems) of a BibTeX text. Never raises on bad BibTeX; problems name the line."""
+def parse_bibtex(text: str, source: str = "") -> tuple[list[Reference], list[str]]:
+    """(references, problems) of a BibTeX text. Never raises on bad BibTeX (problems name the line); raises
+    LimitExceeded (naming `source` and the line) when a value expands past limits.MAX_BIBTEX_VALUE_CHARS."""
     import bibtexparser
 
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
+    prefix = f"{source}: " if source else ""
     problems: list[str] = []
     library = bibtexparser.parse_string(text, parse_stack=[])  # raw values: we resolve them below
 
     macros: dict[str, str] = {}
     for string in library.strings:  # in file order, so a macro may use the ones defined before it
-        macros[string.key.lower()] = _resolve(string.value, macros, f"line {string.start_line + 1}", problems)
+        where = f"{prefix}line {string.start_line + 1}"
+        macros[string.key.lower()] = _resolve(string.value, macros, where, problems)
 
     for block in library.failed_blocks:
         problems.append(_failure(block))
 
     refs: list[Reference] = []
     for entry in library.entries:
-        where = f"line {entry.start_line + 1} ({entry.key})"
+        where = f"{prefix}line {entry.start_line + 1} ({entry.key})"
         fields: list[tuple[str, str]] = []
         for f in entry.fields:
             name = f.key.lower()
@@ -141,14 +153,13 @@ def parse_bibtex(text: str) -> tuple[list[Reference], list[str]]:
 def load_bibtex(path: Path) -> tuple[list[Reference], list[str]]:
     """`parse_bibtex` of a .bib file (UTF-8, or Latin-1 for old files, which is noted as a problem)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"BibTeX file not found: {path}")
-    data = path.read_bytes()
+    data = limits.read_bytes(path, "MAX_TEXT_FILE_BYTES", "BibTeX file")
     try:
-        return parse_bibtex(data.decode("utf-8"))
+        text, note = data.decode("utf-8-sig"), []
     except UnicodeDecodeError:
-        refs, problems = parse_bibtex(data.decode("latin-1"))
-        return refs, [f"{path.name}: not UTF-8, read as Latin-1"] + problems
+        text, note = data.decode("latin-1"), [f"{path.name}: not UTF-8, read as Latin-1"]
+    refs, problems = parse_bibtex(text, source=str(path))
+    return refs, note + problems
 
 
 def _brace_safe(value: str) -> str:

@@ -6,12 +6,13 @@ plain text, or a Paper JSON written by this project.
     print(doc.kind, doc.title, len(doc.text), doc.problems)
 
 Everything inside a paper is data: nothing here interprets its text, and archives are extracted only after
-every member has been checked (see archive.py).
+every member has been checked (see archive.py). A file that yields no readable text (empty, binary, a PDF
+without a text layer) raises InputError here, so no caller reviews, scores or detects nothing; FIFOs and
+devices are refused before anything reads them (limits.py).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import tempfile
@@ -19,10 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from .. import limits
+from ..errors import InputError
 from ..schema import Paper, Section
 from .archive import find_main_tex, safe_extract
 from .latex import LatexDocument, load_latex_project, parse_latex
-from .pdf import pdf_to_text
+from .pdf import read_pdf
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,8 @@ _NUMBERED_HEADING = re.compile(r"^\s*(?P<num>\d{1,2})\.?\s+(?P<title>[A-Z][A-Za-
 # venue banners PDFs print above the title
 _RUNNING_HEADER = re.compile(r"^\s*(published as|under review|preprint|accepted (at|to)|arxiv:\d|workshop on)", re.I)
 _INTRO_LINE = re.compile(r"^\s*(?:\d{1,2}\.?|[IVX]+\.)?\s*introduction\s*$", re.I)
+_ARCHIVE_STEM = re.compile(r"(\.tar)?\.(gz|tgz|zip|tar|bz2|tbz2|xz|txz)$", re.I)
+_BINARY = "looks like binary data"
 
 
 @dataclass
@@ -53,6 +58,8 @@ class Document:
     source: str = ""  # the path it was read from ("" for text given in memory)
     latex: str = ""  # the LaTeX source (inputs expanded, comments stripped); "" unless kind is latex/paper-json
     problems: list[str] = field(default_factory=list)
+    raw_latex: str = ""  # every LaTeX file as read, comments included (what the injection check reads)
+    hidden: list[tuple[str, str]] = field(default_factory=list)  # (kind, text) drawn invisibly in a PDF
 
 
 # ---------------------------------------------------------------------------------------------- in-memory text
@@ -130,14 +137,15 @@ def _markdown(text: str) -> tuple[str, str, list[Section]]:
 
 def _from_latex(doc: LatexDocument, source: str) -> Document:
     return Document(title=doc.title, abstract=doc.abstract, text=doc.text, sections=doc.sections, kind="latex",
-                    source=source, latex=doc.source, problems=list(doc.problems))
+                    source=source, latex=doc.source, problems=list(doc.problems),
+                    raw_latex=doc.raw_source or doc.source)
 
 
 def document_from_text(text: str, kind: str = "text") -> Document:
     """A Document from text in memory. kind "latex" and "markdown" parse those formats; "text" and "pdf"
     guess the title (first line), the abstract (after an "Abstract" line) and numbered sections."""
     if kind not in KINDS:
-        raise ValueError(f"unknown document kind {kind!r}; expected one of {', '.join(KINDS)}")
+        raise InputError(f"unknown document kind {kind!r}; expected one of {', '.join(KINDS)}")
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     if kind in ("latex", "paper-json"):
@@ -160,7 +168,7 @@ def document_from_text(text: str, kind: str = "text") -> Document:
 
 
 def _read_text_file(path: Path) -> tuple[str, list[str]]:
-    data = path.read_bytes()
+    data = limits.read_bytes(path, "MAX_TEXT_FILE_BYTES", "document")
     try:
         text = data.decode("utf-8")
         problems = []
@@ -169,7 +177,7 @@ def _read_text_file(path: Path) -> tuple[str, list[str]]:
         problems = [f"{path.name}: not valid UTF-8; undecodable bytes replaced"]
     bad = len(_CONTROL.findall(text)) + text.count("\ufffd")
     if text and bad > 0.05 * len(text):
-        problems.append(f"{path.name}: looks like binary data ({bad} of {len(text)} characters unreadable)")
+        problems.append(f"{path.name}: {_BINARY} ({bad} of {len(text)} characters unreadable)")
     return text, problems
 
 
@@ -197,7 +205,7 @@ def _detect_kind(path: Path) -> str:
         return "archive"
     if b"\\documentclass" in head or b"\\begin{document}" in head:
         return "latex"
-    raise ValueError(f"{path}: unknown document kind; expected a .tex file or LaTeX folder, an arXiv archive "
+    raise InputError(f"{path}: unknown document kind; expected a .tex file or LaTeX folder, an arXiv archive "
                      f"(.tar.gz/.tgz/.gz/.zip), .pdf, .md, .txt or a paper .json")
 
 
@@ -206,8 +214,8 @@ def _load_archive(path: Path, work_dir: Path) -> Document:
     try:
         main = find_main_tex(folder)
     except FileNotFoundError:
-        tex = sorted(folder.rglob("*.tex"))
-        pdfs = sorted(folder.rglob("*.pdf"))
+        tex = limits.confined_files(folder, (".tex",))
+        pdfs = limits.confined_files(folder, (".pdf",))
         if len(tex) == 1:  # a lone fragment without \documentclass (e.g. a gzipped body)
             main = tex[0]
         elif not tex and len(pdfs) == 1:  # arXiv serves PDF-only submissions as a bare gzip too
@@ -221,22 +229,19 @@ def _load_archive(path: Path, work_dir: Path) -> Document:
 
 
 def _load_pdf(path: Path) -> Document:
-    text, problems = pdf_to_text(path)
-    doc = document_from_text(text, kind="pdf")
-    doc.source, doc.problems = str(path), problems + doc.problems
+    pdf = read_pdf(path)
+    doc = document_from_text(pdf.text, kind="pdf")
+    doc.source, doc.problems, doc.hidden = str(path), pdf.problems + doc.problems, pdf.hidden
     return doc
 
 
 def _load_paper_json(path: Path) -> Document:
-    text, problems = _read_text_file(path)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+    text, problems = limits.decode_text(limits.read_bytes(path, "MAX_JSON_BYTES", "paper JSON"), path)
+    data = limits.loads_json(text, path)
     try:
         paper = Paper.from_dict(data)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: not a Paper record ({exc})") from exc
+    except (TypeError, ValueError) as exc:  # InputError from the record's checks, or an older record shape
+        raise InputError(f"{path}: not a Paper record ({exc})") from None
     latex = paper.full_latex
     parsed = parse_latex(latex) if latex.strip() else None
     title = paper.title or (parsed.title if parsed else "")
@@ -248,16 +253,27 @@ def _load_paper_json(path: Path) -> Document:
         parts = [title, abstract] + [f"{s.heading}\n\n{s.text}" for s in sections]
         body = "\n\n".join(p for p in parts if p.strip())
     return Document(title=title, abstract=abstract, text=body, sections=sections, kind="paper-json",
-                    source=str(path), latex=latex, problems=problems + (parsed.problems if parsed else []))
+                    source=str(path), latex=latex, problems=problems + (parsed.problems if parsed else []),
+                    raw_latex=latex)
 
 
 def load_document(path: Path, work_dir: Optional[Path] = None) -> Document:
     """Read a paper from `path`: a .tex file, a LaTeX folder, an arXiv archive (.tar.gz/.tgz/.gz/.zip, extracted
     safely into work_dir/<archive name> or a temporary folder), a .pdf, .md/.markdown, .txt, or a .json holding
-    a Paper record. Raises FileNotFoundError for a missing path, ValueError for a kind it cannot read."""
+    a Paper record.
+
+    Raises FileNotFoundError for a missing path, InputError for a kind it cannot read, a FIFO or device, or a
+    document with no readable text (empty, binary, a PDF without text), and LimitExceeded past a limit of
+    limits.py."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"document not found: {path}")
+    if not path.is_dir():
+        limits.check_regular_file(path, "document")
+    return _require_text(_load(path, work_dir), path)
+
+
+def _load(path: Path, work_dir: Optional[Path]) -> Document:
     kind = _detect_kind(path)
     if kind in ("latex", "latex-folder"):
         return _from_latex(load_latex_project(path), str(path))
@@ -267,11 +283,30 @@ def load_document(path: Path, work_dir: Optional[Path] = None) -> Document:
         return _load_paper_json(path)
     if kind == "archive":
         if work_dir is not None:
-            stem = re.sub(r"(\.tar)?\.(gz|tgz|zip|tar|bz2|tbz2|xz|txz)$", "", path.name, flags=re.I) or "paper"
-            return _load_archive(path, Path(work_dir) / stem)
+            return _load_archive(path, _archive_folder(Path(work_dir), path.name))
         with tempfile.TemporaryDirectory(prefix="cycleresearcher-") as tmp:
             return _load_archive(path, Path(tmp))
     text, problems = _read_text_file(path)
     doc = document_from_text(text, kind=kind)
     doc.source, doc.problems = str(path), problems + doc.problems
     return doc
+
+
+def _archive_folder(work_dir: Path, name: str) -> Path:
+    """work_dir/<archive name without its suffixes>, as one safe path component: an archive called
+    `...tar.gz` (stem `..`) or `a/b.zip` must not put its files beside or above work_dir."""
+    stem = _ARCHIVE_STEM.sub("", name)
+    stem = re.sub(r"[^A-Za-z0-9._+-]", "_", stem).strip(".") or "paper"
+    folder = work_dir / stem
+    if not limits.is_inside(work_dir, folder) or folder.resolve() == work_dir.resolve():
+        raise InputError(f"archive name {name!r} does not give a folder inside {work_dir}")
+    return folder
+
+
+def _require_text(doc: Document, path: Path) -> Document:
+    """The document, or InputError when it holds nothing to read (every caller would score emptiness)."""
+    binary = any(_BINARY in p for p in doc.problems)
+    if doc.text.strip() and not binary:
+        return doc
+    why = "; ".join(doc.problems[:3]) or "the file is empty"
+    raise InputError(f"{path}: no readable text in this {doc.kind} document ({why})")

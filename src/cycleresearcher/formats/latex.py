@@ -19,31 +19,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from .. import limits
+from ..limits import MAX_INPUT_DEPTH, MAX_INPUTS, MAX_PROJECT_BYTES  # noqa: F401  (re-exported)
 from ..schema import Section
 from .archive import find_main_tex
+from .latex_text import group_end, latex_to_plain, skip_optional, skip_spaces, strip_comments  # noqa: F401
 
 log = logging.getLogger(__name__)
 
-MAX_INPUT_DEPTH = 20  # nested \input levels before we stop following
-MAX_PROJECT_BYTES = 20_000_000  # all files of a project together
-
-_COMMENT = re.compile(r"(?<!\\)((?:\\\\)*)%.*")
 _INPUT = re.compile(r"\\(input|include|subfile)\s*(?:\{([^{}]*)\}|\s([^\s{}\\%]+))")
 _CITE = re.compile(
     r"\\(?:[cC]ite[a-zA-Z]*|[pP]arencite|[tT]extcite|[aA]utocite|[fF]ootcite|[sS]martcite|[sS]upercite|"
-    r"fullcite|nocite)\*?\s*(?:\[[^\]]*\]\s*){0,2}\{([^{}]*)\}")
+    r"fullcite|nocite)\*?\s*(?:\[[^\[\]{}]*\]\s*){0,2}\{([^{}]*)\}")
 _IFFALSE = re.compile(r"\\iffalse\b.*?(?:\\fi\b|$)", re.S)
 _COMMENT_ENV = re.compile(r"\\begin\s*\{comment\}.*?(?:\\end\s*\{comment\}|$)", re.S)
-_LABEL = re.compile(r"\\label\s*\{[^{}]*\}")
-_BIB = re.compile(r"\\(?:bibliography|addbibresource|addglobalbib)\s*(?:\[[^\]]*\])?\s*\{([^{}]*)\}")
-_SECTION = re.compile(r"\\section\*?\s*(?:\[[^\]]*\])?\s*\{")
-_SUBSECTION = re.compile(r"\\subsection\*?\s*(?:\[[^\]]*\])?\s*\{")
+_BIB = re.compile(r"\\(?:bibliography|addbibresource|addglobalbib)\s*(?:\[[^\[\]{}]*\])?\s*\{([^{}]*)\}")
+_SECTION = re.compile(r"\\section\*?\s*(?:\[[^\[\]{}]*\])?\s*\{")
+_SUBSECTION = re.compile(r"\\subsection\*?\s*(?:\[[^\[\]{}]*\])?\s*\{")
 _BEGIN_DOC = re.compile(r"\\begin\s*\{document\}")
 _END_DOC = re.compile(r"\\end\s*\{document\}")
 _ABSTRACT_ENV = re.compile(r"\\begin\s*\{abstract\}(.*?)(?:\\end\s*\{abstract\}|(?=\\section)|$)", re.S)
 _BACK_MATTER = re.compile(
     r"\\begin\s*\{thebibliography\}.*?(?:\\end\s*\{thebibliography\}|$)|\\bibliographystyle\s*\{[^{}]*\}|"
-    r"\\bibliography\s*\{[^{}]*\}|\\printbibliography\b(?:\[[^\]]*\])?", re.S)
+    r"\\bibliography\s*\{[^{}]*\}|\\printbibliography\b(?:\[[^\[\]{}]*\])?", re.S)
 # front-matter macros dropped from the body (the title is put back once, first): name -> argument count
 _TITLE_MACROS = {"title": 1, "author": 1, "date": 1, "thanks": 1, "affiliation": 1, "address": 1, "email": 1,
                  "icmltitle": 1, "icmltitlerunning": 1, "icmlauthor": 2, "icmlaffiliation": 2,
@@ -63,20 +61,10 @@ class LatexDocument:
     text: str = ""
     problems: list[str] = field(default_factory=list)
     source: str = ""  # the LaTeX after \input expansion and comment stripping
+    raw_source: str = ""  # every file as read, comments included ("" for parse_latex of a string)
 
 
 # ---------------------------------------------------------------------------------------------- small helpers
-
-
-def strip_comments(source: str) -> str:
-    """Remove `%` comments (not `\\%`); a line that held only a comment disappears with its newline."""
-    out = []
-    for line in source.splitlines(keepends=True):
-        stripped = _COMMENT.sub(r"\1", line.rstrip("\r\n"))
-        if stripped != line.rstrip("\r\n") and not stripped.strip():
-            continue  # a comment-only line: dropping it keeps paragraphs together, as TeX does
-        out.append(stripped + ("\n" if line.endswith(("\n", "\r")) else ""))
-    return "".join(out)
 
 
 def strip_hidden(source: str) -> str:
@@ -92,36 +80,16 @@ def braced_argument(source: str, start: int) -> tuple[str, int]:
     """The text of the `{...}` group opening at or after `start` (skipping spaces and one `[...]`).
 
     Returns (content, index after the closing brace). An unclosed group ends at the end of its line, so one
-    missing brace in a title does not swallow the paper.
-    Returns ("", start) when no group opens there.
+    missing brace in a title does not swallow the paper. Returns ("", start) when no group opens there.
+    Constant time per call after one linear pass over `source` (see latex_text.brace_map).
     """
-    i = start
-    n = len(source)
-    while i < n and source[i] in " \t\n":
-        i += 1
-    if i < n and source[i] == "[":
-        close = source.find("]", i)
-        if close != -1:
-            i = close + 1
-            while i < n and source[i] in " \t\n":
-                i += 1
-    if i >= n or source[i] != "{":
+    i = skip_spaces(source, skip_optional(source, start))
+    if i >= len(source) or source[i] != "{":
         return "", start
-    depth, j = 0, i
-    while j < n:
-        c = source[j]
-        if c == "\\":
-            j += 2
-            continue
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return source[i + 1: j], j + 1
-        j += 1
-    eol = source.find("\n", i)
-    return (source[i + 1:], n) if eol == -1 else (source[i + 1: eol], eol)
+    end = group_end(source, i)
+    if end < len(source) and source[end] == "}":
+        return source[i + 1: end], end + 1
+    return source[i + 1: end], end
 
 
 def _remove_macro(source: str, name: str, nargs: int = 1) -> str:
@@ -154,8 +122,9 @@ def _brace_balance(source: str) -> int:
 
 
 def _clean(text: str) -> str:
-    """Collapse runs of blank lines and trailing spaces left by the conversion."""
-    text = re.sub(r"[ \t]+\n", "\n", text)
+    """Collapse runs of blank lines and trailing spaces left by the conversion (each regex anchored at the
+    start of a run, so a megabyte of spaces is one match, not a quadratic rescan)."""
+    text = re.sub(r"(?<![ \t])[ \t]+\n", "\n", text)
     text = re.sub(r"\n[ \t]+(?=\S)", "\n", text)
     text = re.sub(r"(?<=\S)[ \t]{2,}", " ", text)
     text = re.sub(r"\n{3,}", "\n\n", text)
@@ -169,68 +138,16 @@ def _one_line(text: str) -> str:
 # ---------------------------------------------------------------------------------------------- to text
 
 
-_CONTEXT = None
-
-
-def _latex_context():
-    """pylatexenc's default macros, with section headings kept as written and a date-free \\maketitle."""
-    global _CONTEXT
-    if _CONTEXT is None:
-        from pylatexenc.latex2text import MacroTextSpec, get_default_latex_context_db
-
-        # pylatexenc passes the converter only to a parameter named `l2tobj`
-        def heading(n, l2tobj) -> str:
-            return "\n\n" + _one_line(l2tobj.node_arg_to_text(n, 2)) + "\n\n"
-
-        def maketitle(n, l2tobj) -> str:
-            # pylatexenc prints today's date when \date is absent; a paper's text must not change daily
-            parts = [getattr(l2tobj, "_doc_title", ""), getattr(l2tobj, "_doc_author", "")]
-            return "\n".join(_one_line(p) for p in parts if p.strip()) + "\n\n"
-
-        db = get_default_latex_context_db()
-        db.add_context_category("cycleresearcher", prepend=True, macros=[
-            MacroTextSpec("section", simplify_repl=heading),
-            MacroTextSpec("subsection", simplify_repl=heading),
-            MacroTextSpec("subsubsection", simplify_repl=heading),
-            MacroTextSpec("maketitle", simplify_repl=maketitle),
-            MacroTextSpec("date", simplify_repl=""),
-            MacroTextSpec("thanks", simplify_repl=""),
-            MacroTextSpec("bibliographystyle", simplify_repl=""),
-            MacroTextSpec("bibliography", simplify_repl=""),
-        ])
-        _CONTEXT = db
-    return _CONTEXT
-
-
 def latex_to_text(source: str) -> str:
-    """Plain text of a LaTeX snippet (pylatexenc), math kept readable: `$α + x^2$`.
-
-    Never raises: on input pylatexenc cannot handle it falls back to a crude macro strip.
-    """
-    from pylatexenc.latex2text import LatexNodes2Text
-
-    # a fresh converter each call: pylatexenc keeps \title/\author state on the instance
-    converter = LatexNodes2Text(latex_context=_latex_context(), math_mode="with-delimiters")
-    # pylatexenc does not know natbib/biblatex argument shapes: render citations ourselves, drop labels
+    """Plain text of a LaTeX snippet, math kept readable: `$α + x^2$`. Linear time; never raises."""
+    # natbib/biblatex citations are rendered as [keys] before the conversion
     source = _CITE.sub(_render_cite, source)
-    source = _LABEL.sub("", source)
-    try:
-        text = converter.latex_to_text(source, tolerant_parsing=True)
-    except Exception as exc:  # noqa: BLE001  pylatexenc documents no error contract; the caller must not fail
-        log.warning("pylatexenc failed (%s: %s); using the crude fallback", type(exc).__name__, exc)
-        text = _crude_text(source)
-    return _clean(text)
+    return _clean(latex_to_plain(source))
 
 
 def _render_cite(m: re.Match) -> str:
     keys = [k.strip() for k in m.group(1).split(",") if k.strip() and k.strip() != "*"]
     return "" if m.group(0).startswith("\\nocite") or not keys else "[" + ", ".join(keys) + "]"
-
-
-def _crude_text(source: str) -> str:
-    text = re.sub(r"\\(?:begin|end)\s*\{[^{}]*\}", " ", source)
-    text = re.sub(r"\\[a-zA-Z@]+\*?", " ", text)
-    return text.replace("{", "").replace("}", "")
 
 
 # ---------------------------------------------------------------------------------------------- parsing
@@ -281,12 +198,12 @@ def parse_latex(source: str) -> LatexDocument:
     if not title:
         problems.append("no \\title")
 
-    citations: list[str] = []
+    citations: dict[str, None] = {}  # ordered and unique: a set lookup, not a list scan (100k keys)
     for m in _CITE.finditer(src):
         for key in m.group(1).split(","):
             key = key.strip()
-            if key and key != "*" and key not in citations:
-                citations.append(key)
+            if key and key != "*":
+                citations.setdefault(key)
     bib_files: list[str] = []
     for m in _BIB.finditer(src):
         for name in m.group(1).split(","):
@@ -309,7 +226,7 @@ def parse_latex(source: str) -> LatexDocument:
             abstract_tex = macro
             body = _remove_macro(body, "abstract")
     # an abstract is prose: source line breaks are spaces, as TeX reads them
-    abstract = re.sub(r"[ \t]*(?<!\n)\n(?!\n)[ \t]*", " ", _clean(latex_to_text(abstract_tex)))
+    abstract = re.sub(r"(?<![ \t])[ \t]*(?<!\n)\n(?!\n)[ \t]*", " ", _clean(latex_to_text(abstract_tex)))
 
     front, pieces = _split_sections(body, _SECTION)
     if not pieces:  # a short paper or fragment may only use \subsection
@@ -321,19 +238,51 @@ def parse_latex(source: str) -> LatexDocument:
     parts = [title, ("Abstract\n\n" + abstract) if abstract else "", latex_to_text(front)]
     parts += [f"{s.heading}\n\n{s.text}" for s in sections]
     text = _clean("\n\n".join(p for p in parts if p.strip()))
-    return LatexDocument(title=title, abstract=abstract, sections=sections, citations=citations,
+    return LatexDocument(title=title, abstract=abstract, sections=sections, citations=list(citations),
                          bibliography_files=bib_files, text=text, problems=problems, source=src)
 
 
 # ---------------------------------------------------------------------------------------------- projects
 
 
-def _read_tex(path: Path) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")  # old arXiv sources; every byte decodes
+@dataclass
+class _Expansion:
+    """What a project expansion has spent so far, against limits.MAX_PROJECT_BYTES and MAX_INPUTS."""
+
+    root: Path
+    main: Path
+    problems: list[str] = field(default_factory=list)
+    bytes_used: int = 0
+    inputs: int = 0
+    texts: dict[Path, str] = field(default_factory=dict)  # each file read once, however often it is input
+    raw: dict[Path, str] = field(default_factory=dict)  # as read, comments included (for the injection check)
+    resolved: dict[str, tuple[Optional[Path], str]] = field(default_factory=dict)  # input name -> _resolve_input
+
+    def problem(self, text: str) -> None:
+        # a file with a million refused \inputs must not become a million problem lines
+        if len(self.problems) < 200:
+            self.problems.append(text)
+        elif len(self.problems) == 200:
+            self.problems.append("more \\input problems not listed")
+
+    def resolve(self, name: str) -> tuple[Optional[Path], str]:
+        if name not in self.resolved:
+            self.resolved[name] = _resolve_input(self.root, name)
+        return self.resolved[name]
+
+    def read(self, path: Path) -> str:
+        if path not in self.texts:
+            data = limits.read_bytes(path, "MAX_PROJECT_BYTES", "LaTeX file")
+            text, _ = limits.decode_text(data, path)  # Latin-1 for old arXiv sources: every byte decodes
+            text = text.replace("\x00", "")
+            self.raw[path] = text
+            self.texts[path] = strip_hidden(strip_comments(text))
+        text = self.texts[path]
+        # every expansion counts, so a file input twice by each of twenty files cannot multiply past the budget
+        self.bytes_used += len(text)
+        if self.bytes_used > MAX_PROJECT_BYTES:
+            raise limits.exceeded(self.main, f"the LaTeX project (expanded at {path.name})", "MAX_PROJECT_BYTES")
+        return text
 
 
 def _resolve_input(root: Path, name: str) -> tuple[Optional[Path], str]:
@@ -341,41 +290,44 @@ def _resolve_input(root: Path, name: str) -> tuple[Optional[Path], str]:
     name = name.strip().strip('"')
     if not name:
         return None, "empty file name"
+    if "\x00" in name:
+        return None, "NUL byte in the file name"
     if os.path.isabs(name) or name.startswith("~") or re.match(r"^[A-Za-z]:", name):
         return None, "absolute path refused"
-    real_root = os.path.realpath(root)
     # TeX tries name.tex before name
     for candidate in ((name,) if name.lower().endswith(".tex") else (name + ".tex", name)):
         path = root / candidate
-        real = os.path.realpath(path)
-        if not (real == real_root or real.startswith(real_root + os.sep)):
+        if not limits.is_inside(root, path):
             return None, "resolves outside the project folder; not read"
+        real = os.path.realpath(path)
         if os.path.isfile(real):
             return Path(real), ""
+        if os.path.exists(real):
+            return None, "not a regular file; not read"
     return None, "file not found"
 
 
-def _expand(path: Path, root: Path, stack: list[Path], problems: list[str], budget: list[int]) -> str:
-    budget[0] -= path.stat().st_size
-    if budget[0] < 0:  # checked before reading: a 1 GB "paper" is not loaded into memory
-        problems.append(f"project larger than {MAX_PROJECT_BYTES} bytes; stopped reading at {path.name}")
-        return ""
-    text = strip_hidden(strip_comments(_read_tex(path)))
+def _expand(path: Path, state: _Expansion, stack: list[Path]) -> str:
+    text = state.read(path)
+    root = state.root
 
     def replace(m: re.Match) -> str:
         name = m.group(2) if m.group(2) is not None else m.group(3)
         where = path.relative_to(root) if path.is_relative_to(root) else path.name
-        target, why = _resolve_input(root, name)
+        target, why = state.resolve(name)
         if target is None:
-            problems.append(f"\\{m.group(1)}{{{name}}} in {where}: {why}")
+            state.problem(f"\\{m.group(1)}{{{name}}} in {where}: {why}")
             return ""
         if target in stack:
-            problems.append(f"\\{m.group(1)}{{{name}}} in {where}: input cycle, not expanded again")
+            state.problem(f"\\{m.group(1)}{{{name}}} in {where}: input cycle, not expanded again")
             return ""
         if len(stack) >= MAX_INPUT_DEPTH:
-            problems.append(f"\\{m.group(1)}{{{name}}} in {where}: nested deeper than {MAX_INPUT_DEPTH}")
+            state.problem(f"\\{m.group(1)}{{{name}}} in {where}: nested deeper than {MAX_INPUT_DEPTH}")
             return ""
-        inner = _expand(target, root, stack + [target], problems, budget)
+        state.inputs += 1
+        if state.inputs > MAX_INPUTS:
+            raise limits.exceeded(state.main, f"\\input/\\include expansions (at {where})", "MAX_INPUTS")
+        inner = _expand(target, state, stack + [target])
         # a \subfile (or stray standalone file) carries its own preamble: keep only its body
         begin = _BEGIN_DOC.search(inner)
         if begin and re.search(r"\\documentclass\b", inner[: begin.start()]):
@@ -390,17 +342,21 @@ def _expand(path: Path, root: Path, stack: list[Path], problems: list[str], budg
 def load_latex_project(path: Path) -> LatexDocument:
     """Read a LaTeX paper from a .tex file or a project folder (main file found by `find_main_tex`).
 
-    `\\input`/`\\include`/`\\subfile` are followed relative to the main file's folder, never outside it;
-    refused, missing and cyclic inputs are listed in `problems`.
+    `\\input`/`\\include`/`\\subfile` are followed relative to the main file's folder, never outside it
+    (symlinks included); refused, missing and cyclic inputs are listed in `problems`. A project past
+    limits.MAX_PROJECT_BYTES (expanded) or limits.MAX_INPUTS expansions raises LimitExceeded; a FIFO or device
+    raises InputError. `raw_source` holds every file read, comments included, for the injection check.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"LaTeX file or folder not found: {path}")
     main = find_main_tex(path) if path.is_dir() else path
+    limits.check_regular_file(main, "LaTeX file")
     root = Path(os.path.realpath(main.parent))
     main = Path(os.path.realpath(main))
-    problems: list[str] = []
-    source = _expand(main, root, [main], problems, [MAX_PROJECT_BYTES])
+    state = _Expansion(root=root, main=main)
+    source = _expand(main, state, [main])
     doc = parse_latex(source)
-    doc.problems = problems + doc.problems
+    doc.problems = state.problems + doc.problems
+    doc.raw_source = "\n\n".join(state.raw.values())
     return doc
