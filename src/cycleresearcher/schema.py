@@ -7,10 +7,14 @@ transcript. All records round-trip losslessly through `to_dict` / `from_dict` (a
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import typing
 from dataclasses import dataclass, field
 from statistics import mean, pstdev
 from typing import Any, Optional
+
+from .errors import InputError, LimitExceeded
 
 Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": "..."}
 
@@ -39,15 +43,120 @@ class Record:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]):
-        if not isinstance(data, dict):
-            raise TypeError(f"{cls.__name__}.from_dict needs a dict, got {type(data).__name__}")
-        hints = typing.get_type_hints(cls)
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = set(data) - names - set(getattr(cls, "_derived", ()))
-        if unknown:
-            raise ValueError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
-        kwargs = {name: _load(hints[name], data[name]) for name in names if name in data}
+        """The record from a dict (parsed JSON). Every field is checked: the right type (an int for an int, a
+        finite number for a float, a list of objects for a list of records), within `_ranges`, no unknown keys,
+        free-form JSON at most MAX_JSON_DEPTH deep. A wrong shape raises InputError naming the field."""
+        return _record(cls, data, cls.__name__)
+
+
+# The checks below are iterative or bounded by the schema's own nesting, so no input can make them recurse
+# without limit; free-form fields (Any) are measured with limits.value_depth.
+
+
+@functools.lru_cache(maxsize=None)
+def _fields(cls) -> tuple[dict[str, Any], frozenset[str], frozenset[str]]:
+    hints = typing.get_type_hints(cls)
+    names = frozenset(f.name for f in dataclasses.fields(cls))
+    return hints, names, frozenset(getattr(cls, "_derived", ()))
+
+
+def _record(cls, data: Any, where: str):
+    if not isinstance(data, dict):
+        raise InputError(f"{where}: expected an object, got {_type_name(data)}")
+    hints, names, derived = _fields(cls)
+    unknown = set(data) - names - derived
+    if unknown:
+        raise InputError(f"{where}: unknown keys {sorted(map(str, unknown))[:10]}")
+    ranges = getattr(cls, "_ranges", {})
+    kwargs = {}
+    for name in names:
+        if name in data:
+            value = _load(hints[name], data[name], f"{where}.{name}")
+            if name in ranges and value is not None:
+                _check_range(value, ranges[name], f"{where}.{name}")
+            kwargs[name] = value
+    try:
         return cls(**kwargs)
+    except TypeError as exc:  # a required field missing
+        raise InputError(f"{where}: {exc}") from None
+
+
+def _type_name(value: Any) -> str:
+    name = type(value).__name__
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), f"{'an' if name[:1] in 'aeiou' else 'a'} {name}")
+
+
+def _check_range(value: Any, bounds: tuple[Optional[float], Optional[float]], where: str) -> None:
+    low, high = bounds
+    if (low is not None and value < low) or (high is not None and value > high):
+        shown = f"{low if low is not None else ''}-{high if high is not None else ''}"
+        raise InputError(f"{where}: {value!r} is outside {shown}")
+
+
+def _load(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union:  # Optional[X]
+        if value is None:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _load(inner[0], value, where) if len(inner) == 1 else _free(value, where)
+    if hint is Any:
+        return _free(value, where)
+    if isinstance(hint, type) and issubclass(hint, Record):
+        return _record(hint, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise InputError(f"{where}: expected a list, got {_type_name(value)}")
+        item = args[0] if args else Any
+        return [_load(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise InputError(f"{where}: expected an object, got {_type_name(value)}")
+        item = args[1] if len(args) == 2 else Any
+        out = {}
+        for key, v in value.items():
+            if not isinstance(key, str):
+                raise InputError(f"{where}: keys must be strings, got {_type_name(key)}")
+            out[key] = _load(item, v, f"{where}.{key}")
+        return out
+    if hint is str:
+        if not isinstance(value, str):
+            raise InputError(f"{where}: expected a string, got {_type_name(value)}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise InputError(f"{where}: expected true or false, got {_type_name(value)}")
+        return value
+    if hint is int:
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            return int(value)  # 3.0 from a JSON writer that prints every number as a float
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InputError(f"{where}: expected a whole number, got {_type_name(value)} {_short(value)}")
+        return value
+    if hint is float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise InputError(f"{where}: expected a number, got {_type_name(value)} {_short(value)}")
+        if not math.isfinite(value):
+            raise InputError(f"{where}: {value!r} is not a finite number")
+        return value
+    return _free(value, where)
+
+
+def _free(value: Any, where: str) -> Any:
+    """A free-form JSON value, bounded in depth so that to_dict and json.dumps cannot recurse past the stack."""
+    from .limits import MAX_JSON_DEPTH, value_depth
+
+    if isinstance(value, (list, dict)) and value_depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise LimitExceeded(f"{where}: nested deeper than {MAX_JSON_DEPTH} levels "
+                            "(cycleresearcher.limits.MAX_JSON_DEPTH)")
+    return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _dump(value: Any) -> Any:
@@ -57,23 +166,6 @@ def _dump(value: Any) -> Any:
         return [_dump(v) for v in value]
     if isinstance(value, dict):
         return {k: _dump(v) for k, v in value.items()}
-    return value
-
-
-def _load(hint: Any, value: Any) -> Any:
-    if value is None:
-        return None
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin is typing.Union:  # Optional[X]
-        inner = [a for a in args if a is not type(None)]
-        return _load(inner[0], value) if len(inner) == 1 else value
-    if origin is list and args and isinstance(args[0], type) and issubclass(args[0], Record):
-        return [args[0].from_dict(v) for v in value]
-    if isinstance(hint, type) and issubclass(hint, Record):
-        return hint.from_dict(value)
-    if origin is list:
-        return list(value)
     return value
 
 
@@ -88,6 +180,8 @@ class Provenance(Record):
     seconds: float = 0.0
     stage: str = ""  # research | review | revise | ...
     created: str = ""  # ISO 8601 time stamp
+
+    _ranges = {"prompt_tokens": (0, None), "completion_tokens": (0, None), "seconds": (0, None)}
 
 
 @dataclass
@@ -137,6 +231,8 @@ class Paper(Record):
     problems: list[str] = field(default_factory=list)
     provenance: Provenance = field(default_factory=Provenance)
 
+    _ranges = {"interestingness": (1, 10), "feasibility": (1, 10), "novelty": (1, 10), "sample_index": (0, None)}
+
     @property
     def full_latex(self) -> str:
         return "\n\n".join(p for p in (self.latex, self.conclusion_latex) if p.strip())
@@ -156,6 +252,9 @@ class Review(Record):
     ethics_flag: str = "No ethics review needed."
     rating: Optional[int] = None  # 1-10 (the form uses 1, 3, 5, 6, 8, 10)
     confidence: Optional[int] = None  # 1-5
+
+    _ranges = {"soundness": (1, 4), "presentation": (1, 4), "contribution": (1, 4), "rating": (1, 10),
+               "confidence": (1, 5)}
 
     @property
     def needs_ethics_review(self) -> bool:
@@ -271,6 +370,8 @@ class GenerationRequest(Record):
     stop: list[str] = field(default_factory=list)
     stage: str = ""  # accounting label: research, review, ...
 
+    _ranges = {"n": (1, None), "temperature": (0, None), "top_p": (0, 1), "max_new_tokens": (0, None)}
+
 
 @dataclass
 class Completion(Record):
@@ -282,6 +383,8 @@ class Completion(Record):
     completion_tokens: int = 0
     seconds: float = 0.0
     model: str = ""
+
+    _ranges = {"prompt_tokens": (0, None), "completion_tokens": (0, None), "seconds": (0, None)}
 
 
 def decision_is_accept(decision: Any) -> Optional[bool]:
