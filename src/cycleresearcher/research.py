@@ -22,7 +22,8 @@ from typing import Optional
 from .backends.base import Backend
 from .config import ConfigError, StrictConfig
 from .formats.paper import parse_paper, render_completion
-from .formats.prompts import (RESEARCH_SYSTEM_PROMPT, REVISE_SYSTEM_PROMPT, research_user_prompt,
+from .formats.prompts import (RESEARCH_IDEA_SYSTEM_PROMPT, RESEARCH_SYSTEM_PROMPT, REVISE_SYSTEM_PROMPT,
+                              research_user_prompt,
                               revise_user_prompt)
 from .formats.review import render_review_set
 from .repair import Attempt, generate_with_repairs
@@ -63,6 +64,9 @@ class ResearchConfig(StrictConfig):
     """How the researcher samples. Defaults follow the paper (temperature 0.4, top-p 0.95)."""
 
     mode: str = field(default="single", metadata={"help": "single (one completion) | staged (five turns)"})
+    task: str = field(default="paper", metadata={
+        "help": "paper: every stage (motivation, idea, LaTeX paper, setup, results, conclusion); idea: motivation, "
+                "main idea, title and abstract only (what a small model can write)"})
     top_k_references: int = field(default=8, metadata={"help": "references kept after ranking by similarity"})
     temperature: float = field(default=0.4, metadata={"help": "sampling temperature; 0 is greedy"})
     top_p: float = field(default=0.95, metadata={"help": "nucleus sampling mass"})
@@ -73,10 +77,24 @@ class ResearchConfig(StrictConfig):
     def __post_init__(self) -> None:
         if self.mode not in ("single", "staged"):
             raise ConfigError(f"research mode must be 'single' or 'staged', got {self.mode!r}")
+        if self.task not in TASK_REQUIRED:
+            raise ConfigError(f"research task must be one of {sorted(TASK_REQUIRED)}, got {self.task!r}")
+        if self.task != "paper" and self.mode == "staged":
+            raise ConfigError("the staged mode writes every stage; use task 'paper' with it")
 
 
-def required_missing(paper: Paper) -> list[str]:
-    return [REQUIRED_PROBLEMS[p] for p in paper.problems if p in REQUIRED_PROBLEMS]
+# The problems that make a paper non-compliant, per task (the idea task asks for no setup).
+TASK_REQUIRED = {"paper": tuple(REQUIRED_PROBLEMS),
+                 "idea": ("missing LaTeX paper", "missing \\title", "missing motivation", "missing main idea")}
+
+
+def required_missing(paper: Paper, task: str = "paper") -> list[str]:
+    return [REQUIRED_PROBLEMS[p] for p in paper.problems if p in TASK_REQUIRED[task]]
+
+
+def is_compliant(paper: Paper, task: str = "paper") -> bool:
+    """Every stage the task asks for parsed (and the abstract is not empty)."""
+    return not required_missing(paper, task) and bool(paper.abstract.strip())
 
 
 def repair_message(missing: list[str]) -> str:
@@ -102,7 +120,8 @@ class Researcher:
         ranked = rank_references(topic, references, self.config.top_k_references)
         while True:
             review = literature_review(topic, ranked) if ranked else ""
-            messages = [{"role": "system", "content": RESEARCH_SYSTEM_PROMPT},
+            system = RESEARCH_IDEA_SYSTEM_PROMPT if self.config.task == "idea" else RESEARCH_SYSTEM_PROMPT
+            messages = [{"role": "system", "content": system},
                         {"role": "user", "content": research_user_prompt(topic, ranked, review)}]
             if max_tokens is None:
                 return messages
@@ -134,7 +153,8 @@ class Researcher:
         if self.config.mode == "staged":
             paper = self._write_staged(messages, progress)
         else:
-            attempt = generate_with_repairs(self.backend, [messages], parse_paper, required_missing,
+            attempt = generate_with_repairs(self.backend, [messages], parse_paper,
+                                            lambda p: required_missing(p, self.config.task),
                                             repair_message, self.config.max_repairs, progress, **self._options())[0]
             paper = _paper_from_attempt(attempt, self.backend.spec, self.config.seed)
         paper.topic = topic

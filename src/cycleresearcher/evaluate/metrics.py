@@ -301,3 +301,31 @@ DEFINITIONS = {
                     "a threshold fitted on train. Its decision metrics are optimistic: the real decisions were "
                     "made from these very ratings.",
 }
+
+
+# ---- means of scores (the cycle's report and `eval papers`) -----------------------------------------------
+
+N_RESAMPLES = 1000  # bootstrap resamples of every interval in a run's report (and in `eval papers`)
+
+
+def mean_ci(values: Sequence[float], seed: int = 0, n_resamples: int = N_RESAMPLES) -> Optional[dict[str, Any]]:
+    """{n, value, ci_low, ci_high}: the mean with a 95% percentile bootstrap interval (None when empty)."""
+    x = np.asarray([v for v in values if v is not None], dtype=float)
+    if len(x) == 0:
+        return None
+    est = bootstrap_ci(lambda w: weighted_mean(x, w), len(x), n_resamples=n_resamples, seed=seed)
+    return {"n": int(len(x)), **est.to_dict()}
+
+
+def difference_ci(before: Sequence[float], after: Sequence[float], seed: int = 0,
+                  n_resamples: int = N_RESAMPLES) -> Optional[dict[str, Any]]:
+    """mean(after) - mean(before) with a 95% bootstrap interval (the two samples resampled independently)."""
+    a = np.asarray([v for v in before if v is not None], dtype=float)
+    b = np.asarray([v for v in after if v is not None], dtype=float)
+    if len(a) == 0 or len(b) == 0:
+        return None
+    wa, wb = bootstrap_weights(len(a), n_resamples, seed), bootstrap_weights(len(b), n_resamples, seed + 1)
+    diffs = weighted_mean(b, wb) - weighted_mean(a, wa)
+    lo, hi = np.quantile(diffs, [0.025, 0.975])
+    return {"value": round(float(b.mean() - a.mean()), 6), "ci_low": round(float(lo), 6),
+            "ci_high": round(float(hi), 6)}

@@ -14,7 +14,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import read_jsonl
-from .metrics import Weights, _as_weights, _out, bootstrap_ci, bootstrap_weights, weighted_mean
+from .metrics import (Weights, _as_weights, _out, bootstrap_ci, bootstrap_weights, difference_ci, mean_ci,
+                      weighted_mean)
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +66,33 @@ def evaluate_papers(run_dir: Path, judge_spec: str, n_resamples: int = 1000, see
             entry["mean"] = bootstrap_ci(lambda ww: weighted_mean(scores, ww), len(scores), weights=w).to_dict()
             entry["max"] = bootstrap_ci(lambda ww: _weighted_max(scores, ww), len(scores), weights=w).to_dict()
         per_round.append(entry)
+    heldout = _heldout(run_dir, judge)
     return {"run_dir": str(run_dir), "judge": judge_spec, "training_reward": training,
-            "judge_is_training_reward": same, "rounds": per_round,
+            "judge_is_training_reward": same, "rounds": per_round, **heldout,
             "note": "bootstrap intervals for a maximum are rough (the max of a resample never exceeds the sample's)"}
+
+
+def _heldout(run_dir: Path, judge) -> dict[str, Any]:
+    """The held-out papers of every policy (RUN_DIR/heldout/<label>/papers.jsonl) judged the way the run's
+    report judges them (same chunks, same bootstrap seeds), so the figures can be checked or re-judged."""
+    from ..schema import Paper
+    from ..train.rundir import RunDir, label_order
+
+    rd = RunDir(run_dir)
+    out, scores = [], {}
+    for label in rd.heldout_labels():
+        papers = [Paper.from_dict(row) for row in read_jsonl(rd.heldout_dir(label) / "papers.jsonl")]
+        if not papers:
+            continue
+        verdicts = [v for start in range(0, len(papers), 8) for v in judge.score(papers[start:start + 8])]
+        scores[label] = [v.score for v in verdicts if v.score is not None]
+        out.append({"label": label, "n_papers": len(papers), "judge_mean": mean_ci(scores[label],
+                                                                                     seed=label_order(label)[1])})
+    if not out:
+        return {}
+    first, last = out[0]["label"], out[-1]["label"]
+    return {"heldout": out, "heldout_difference": {"from": first, "to": last,
+                                                   **(difference_ci(scores[first], scores[last], seed=0) or {})}}
 
 
 def _weighted_max(values: np.ndarray, weights: Weights):

@@ -163,3 +163,22 @@ def score_question_prompt(review_text: str, field_name: str) -> str:
 def meta_review_prompt(reviews_text: str) -> str:
     return (f"You are the area chair. These are the reviews of a submission:\n\n{reviews_text}\n\nWrite the "
             "meta-review under `## Meta Review`, then `## Paper Decision` with Accept or Reject.")
+
+
+# The "idea" task: the first stages only (motivation, main idea, title and abstract). A small model (the embedded
+# 135M one) can keep this structure in a few hundred tokens, where a whole paper is beyond it; the answer still
+# parses with formats/paper.py (the LaTeX block holds the title and the abstract).
+RESEARCH_IDEA_SYSTEM_PROMPT = """You are an expert machine-learning researcher. From the references the user \
+gives, find a gap in the field and propose a research paper that fills it.
+
+Write your answer in exactly this structure:
+## Motivation
+(the problem and why existing work falls short, in two or three sentences)
+## Main Idea
+(the proposed method in two or three sentences)
+```latex
+\\title{...}
+\\begin{abstract}
+(the paper's abstract: the problem, the method, and what the experiments show)
+\\end{abstract}
+```"""

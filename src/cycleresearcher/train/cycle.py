@@ -17,94 +17,24 @@ import os
 import random
 import shutil
 import time
-from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
-import yaml
 
 from ..backends.base import Backend, Budget
-from ..config import ConfigError, StrictConfig
+from ..config import ConfigError
 from ..errors import InputError
 from ..io import append_jsonl, peak_rss_mb, read_json, read_jsonl, write_json_atomic, write_jsonl_atomic
 from ..judges import Judge
-from ..research import ResearchConfig, Researcher
-from ..review import ReviewConfig
+from ..research import Researcher
 from ..schema import Paper, PreferencePair, RoundMetrics
+from .cycle_config import CycleConfig, resume_config
+from .heldout import HeldOut, split_prompts
 from .rundir import RunDir, load_prompt_file
+from .warmstart import WARM_START_DIR, run_warm_start
 from .simpo_config import SimPOConfig
 
 log = logging.getLogger(__name__)
-
-# What a resumed run may change: how far it goes and what it may spend. Everything else (models, prompts,
-# sampling, reward) would make the rounds already on disk incomparable with the new ones.
-RESUMABLE_CHANGES = ("rounds", "max_tokens", "max_seconds")
-
-
-@dataclass
-class CycleConfig(StrictConfig):
-    """What a run asks for. Saved as config.yaml; unknown keys and wrong types are errors."""
-
-    policy: str = field(default="local", metadata={"help": "policy backend spec for round 0 (local, hf:PATH)"})
-    policy_options: str = field(default="", metadata={
-        "help": "backend options for sampling from the policy, e.g. dtype=bfloat16 (faster batched sampling on "
-                "CPUs with bf16 matmuls); training always loads float32"})
-    reviewer: str = field(default="local", metadata={
-        "help": "reward: a reviewer backend spec (reward = mean rating of its reviews) or reward:DIR (the "
-                "scalar reward model)"})
-    prompts_file: str = field(default="", metadata={"help": "topics.txt (one per line) or JSONL {id, topic}"})
-    bib: str = field(default="", metadata={"help": "BibTeX (or JSONL/folder) of references for the prompts"})
-    rounds: int = field(default=2, metadata={"help": "training rounds"})
-    samples: int = field(default=3, metadata={"help": "papers sampled per prompt per round (K; paper: 3)"})
-    prompts_per_round: int = field(default=0, metadata={
-        "help": "prompts used each round, drawn without replacement per round (0: all; paper: about a third)"})
-    max_prompts: int = field(default=0, metadata={"help": "use only the first N prompts of the file (0: all)"})
-    min_margin: float = field(default=0.0, metadata={"help": "drop pairs whose reward margin is not above this"})
-    prompt_batch: int = field(default=4, metadata={"help": "prompts per generation call (a resume unit)"})
-    review_batch: int = field(default=4, metadata={"help": "papers per review call (a resume unit)"})
-    research: ResearchConfig = field(default_factory=lambda: ResearchConfig(
-        max_new_tokens=768, temperature=0.4, top_p=0.95, top_k_references=4), metadata={"help": "ResearchConfig"})
-    review: ReviewConfig = field(default_factory=lambda: ReviewConfig(n_reviewers=4, max_new_tokens=1024),
-                                 metadata={"help": "ReviewConfig (reviewer backends only)"})
-    simpo: SimPOConfig = field(default_factory=SimPOConfig, metadata={"help": "SimPOConfig"})
-    seed: int = field(default=0, metadata={"help": "seed of prompt draws and sampling (per round: seed + round)"})
-    max_tokens: Optional[int] = field(default=None, metadata={"help": "token budget of the whole run"})
-    max_seconds: Optional[float] = field(default=None, metadata={"help": "time budget of this invocation (s)"})
-
-    def __post_init__(self) -> None:
-        if self.rounds < 1 or self.samples < 2:
-            raise ConfigError(f"need rounds >= 1 and samples >= 2 (a pair needs two papers); got "
-                              f"rounds={self.rounds}, samples={self.samples}")
-        for name in ("prompt_batch", "review_batch"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        # Mappings given directly (not through from_dict) become typed configs too.
-        for name, cls in (("research", ResearchConfig), ("review", ReviewConfig), ("simpo", SimPOConfig)):
-            value = getattr(self, name)
-            if isinstance(value, dict):
-                setattr(self, name, cls.from_dict(value))
-
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> "CycleConfig":
-        """A packaged preset (tiny, demo, gpu-8b) with top-level keys overridden."""
-        data = preset_dict(name)
-        data.update(overrides)
-        return cls.from_dict(data)
-
-
-def preset_names() -> list[str]:
-    return sorted(p.name[:-5] for p in (resources.files("cycleresearcher") / "presets").iterdir()
-                  if p.name.endswith(".yaml"))
-
-
-def preset_dict(name: str) -> dict[str, Any]:
-    """The mapping a packaged preset holds (see src/cycleresearcher/presets/*.yaml)."""
-    path = (resources.files("cycleresearcher") / "presets") / f"{name}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"unknown preset {name!r}; the presets are: {', '.join(preset_names())}")
-    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-
 
 # ---- pure steps ------------------------------------------------------------------------------------------
 
@@ -142,19 +72,6 @@ def round_prompts(prompt_ids: list[str], per_round: int, seed: int, round_index:
     return [p for p in prompt_ids if p in chosen]
 
 
-def resume_config(saved: CycleConfig, given: Optional[CycleConfig]) -> CycleConfig:
-    """The saved config with the changes a resume may make (RESUMABLE_CHANGES); any other change is an error."""
-    if given is None:
-        return saved
-    old, new = dataclasses.asdict(saved), dataclasses.asdict(given)
-    refused = sorted(k for k in old if old[k] != new[k] and k not in RESUMABLE_CHANGES)
-    if refused:
-        raise ConfigError(f"a resumed run keeps its saved config; these options differ from it: {', '.join(refused)}"
-                          f" (only {', '.join(RESUMABLE_CHANGES)} may change on --resume)",
-                          hint="leave them out, or start a new run in another --out")
-    return dataclasses.replace(saved, **{k: new[k] for k in RESUMABLE_CHANGES})
-
-
 # ---- the loop --------------------------------------------------------------------------------------------
 
 PolicyFactory = Callable[[str], Backend]
@@ -178,7 +95,7 @@ class Cycle:
 
     def __init__(self, out: Path, config: CycleConfig, policy_factory: PolicyFactory = _default_policy,
                  reward: Optional[Judge] = None, trainer: Trainer = _default_trainer,
-                 progress: bool = False) -> None:
+                 progress: bool = False, judge: Optional[Judge] = None) -> None:
         self.run_dir = RunDir(Path(out))
         self.config = config
         self.policy_factory = policy_factory
@@ -186,6 +103,8 @@ class Cycle:
         self.trainer = trainer
         self.progress = progress
         self.budget = Budget(max_tokens=config.max_tokens, max_seconds=config.max_seconds)
+        self.heldout = HeldOut(self.run_dir, task=config.research.task)
+        self._judge: Optional[Judge] = judge
 
     # -- setup
     @classmethod
@@ -240,22 +159,87 @@ class Cycle:
         write_jsonl_atomic(path, rows)
         return rows
 
+    @property
+    def judge(self) -> Judge:
+        """The held-out judge: `judge` from the config, else the training reward (not independent: warned)."""
+        if self._judge is None:
+            if self.config.judge:
+                from ..judges import get_judge
+
+                self._judge = get_judge(self.config.judge, review_config=self.config.review)
+            else:
+                log.warning("no independent judge (config `judge`): the held-out papers are scored by the training "
+                            "reward, which a policy can learn to please")
+                self._judge = self.reward
+        return self._judge
+
     def policy_spec(self, r: int) -> str:
-        """Round r samples from the last checkpoint written before it, or the initial policy."""
+        """Round r samples from the last checkpoint written before it, the warm start, or the initial policy."""
         for prev in range(r - 1, -1, -1):
             if self.run_dir.checkpoint(prev).exists():
                 return f"hf:{self.run_dir.checkpoint(prev)}"
+        warm = self.run_dir.root / WARM_START_DIR / "checkpoint"
+        if self.config.warm_start and warm.exists():
+            return f"hf:{warm}"
         return self.config.policy
+
+    def split(self, prompts: list[dict]) -> tuple[list[str], list[str]]:
+        """(train prompt ids, held-out prompt ids)."""
+        return split_prompts([p["id"] for p in prompts], self.config.heldout, self.config.seed)
 
     # -- running
     def run(self) -> list[RoundMetrics]:
+        if self.config.warm_start:
+            self._warm_start()
         metrics = []
         for r in range(self.config.rounds):
             if self.run_dir.done(r):
                 metrics.append(RoundMetrics.from_dict(read_json(self.run_dir.file(r, "metrics.json"))))
                 continue
             metrics.append(self.run_round(r))
+        if self.config.heldout:
+            self._heldout_with(self.policy_spec(self.config.rounds), f"r{self.config.rounds:02d}")
         return metrics
+
+    def _researcher(self, spec: str, r: int) -> Researcher:
+        policy = self.policy_factory(_with_options(spec, self.config.policy_options))
+        policy.budget = self.budget
+        return Researcher(policy, dataclasses.replace(self.config.research, seed=self.config.seed + r))
+
+    def _heldout_with(self, spec: str, label: str, researcher: Optional[Researcher] = None) -> None:
+        """Held-out papers of the policy `spec` (sampled unless on disk), then judged."""
+        if self.heldout.done(label):
+            return
+        own = researcher is None
+        researcher = researcher or self._researcher(spec, 0)
+        prompts = self.prompts(researcher)
+        by_id = {p["id"]: p for p in prompts}
+        held = self.split(prompts)[1]
+        # The same seed for every label: the policies differ, the sampling noise is shared.
+        self.heldout.sample(label, researcher, [by_id[i] for i in held], self.config.heldout_samples,
+                            seed=self.config.seed * 1000 + 777, batch=self.config.prompt_batch)
+        if own:
+            del researcher
+            _release_models()
+        self.heldout.score(label, self.judge, spec, self.config.reviewer)
+
+    def _warm_start(self) -> None:
+        """SFT on real papers before round 0 (once); the initial policy's held-out papers are judged first."""
+        if (self.run_dir.root / WARM_START_DIR / "train.json").exists():
+            return
+        researcher = self._researcher(self.config.policy, 0)
+        if self.config.heldout:
+            self._heldout_with(self.config.policy, "initial", researcher)
+        from ..retrieve import load_references
+
+        references = load_references(Path(self.config.bib)) if self.config.bib else []
+        start = time.monotonic()
+        run_warm_start(self.run_dir.root, self.config.policy, self.config.warm_start,
+                       self.config.warm_start_examples, researcher, references, self.config.research.task,
+                       self.config.sft, self.config.simpo.max_prompt_length)
+        del researcher
+        _release_models()
+        log.info("warm start done in %.0f s; peak RSS %.0f MB", time.monotonic() - start, peak_rss_mb())
 
     def run_round(self, r: int) -> RoundMetrics:
         rdir = self.run_dir.round_dir(r)
@@ -266,13 +250,16 @@ class Cycle:
         log.info("round %d: policy %s", r, spec)
 
         start = time.monotonic()
-        policy = self.policy_factory(_with_options(spec, self.config.policy_options))
-        policy.budget = self.budget
-        researcher = Researcher(policy, dataclasses.replace(self.config.research, seed=self.config.seed + r))
+        researcher = self._researcher(spec, r)
+        policy = researcher.backend
         prompts = self.prompts(researcher)
         by_id = {p["id"]: p for p in prompts}
-        ids = round_prompts(list(by_id), self.config.prompts_per_round, self.config.seed, r)
+        ids = round_prompts(self.split(prompts)[0], self.config.prompts_per_round, self.config.seed, r)
         papers = self._sample(r, researcher, [by_id[i] for i in ids])
+        if self.config.heldout and not self.heldout.done(f"r{r:02d}"):
+            held = self.split(prompts)[1]
+            self.heldout.sample(f"r{r:02d}", researcher, [by_id[i] for i in held], self.config.heldout_samples,
+                                seed=self.config.seed * 1000 + 777, batch=self.config.prompt_batch)
         seconds["research"] = round(time.monotonic() - start, 3)
         log.info("round %d: sampled %d papers in %.0f s; peak RSS %.0f MB", r, len(papers), seconds["research"],
                  peak_rss_mb())
@@ -283,6 +270,8 @@ class Cycle:
 
         start = time.monotonic()
         rewards, failures, review_tokens = self._review(r, papers)
+        if self.config.heldout:
+            self._heldout_with(spec, f"r{r:02d}")  # sampled above: only judged here
         seconds["review"] = round(time.monotonic() - start, 3)
         tokens["review"] = review_tokens
 
@@ -393,61 +382,3 @@ def _release_models() -> None:
 def run_cycle(out: Path, config: Optional[CycleConfig] = None, resume: bool = False, **kwargs) -> list[RoundMetrics]:
     """Create or resume the run at `out` and finish it."""
     return Cycle.open(out, config, resume=resume, **kwargs).run()
-
-
-def cycle_config_from_options(out: Path, preset: Optional[str] = None, config_file: Optional[Path] = None,
-                              resume: bool = False, flat: Optional[dict[str, Any]] = None,
-                              nested: Optional[dict[str, dict[str, Any]]] = None) -> Optional[CycleConfig]:
-    """The config the `cycle` command asks for: defaults < preset < --config file < the flags given.
-
-    Options left as None are not given. On --resume only the options given are compared with the saved config
-    (see `resume_config`); None means "the saved config as it is"."""
-    flat = {k: v for k, v in (flat or {}).items() if v is not None}
-    nested = {name: {k: v for k, v in values.items() if v is not None} for name, values in (nested or {}).items()}
-    nested = {k: v for k, v in nested.items() if v}
-    if resume:
-        saved = RunDir(Path(out)).read_config()
-        if saved is None:
-            raise InputError(f"nothing to resume: {RunDir(Path(out)).config_path} does not exist")
-        if not (flat or nested or preset or config_file):
-            return None
-        data = _layer(saved, preset, config_file, flat, nested)
-        return CycleConfig.from_dict(data)
-    if not (flat.get("prompts_file") or preset or config_file):
-        raise InputError("a new run needs --prompts (or --preset / --config with a prompts_file)")
-    data = _layer({}, preset, config_file, flat, nested)
-    if not data.get("prompts_file"):
-        raise InputError("a new run needs --prompts (the preset and config name no prompts_file)")
-    if "review" in nested and "n_reviewers" in nested["review"] and "max_new_tokens" not in nested["review"]:
-        # Room for every review of one paper plus the meta-review (about 256 tokens each).
-        nested["review"]["max_new_tokens"] = 256 * nested["review"]["n_reviewers"] + 256
-        data["review"] = {**data.get("review", {}), **nested["review"]}
-    return CycleConfig.from_dict(data)
-
-
-def _layer(base: dict[str, Any], preset: Optional[str], config_file: Optional[Path], flat: dict[str, Any],
-           nested: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    data = dict(base)
-    layers = []
-    if preset:
-        layers.append(preset_dict(preset))
-    if config_file is not None:
-        config_file = Path(config_file)
-        if not config_file.is_file():
-            raise InputError(f"config file not found: {config_file}")
-        try:
-            loaded = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise InputError(f"{config_file} is not a YAML config: {' '.join(str(exc).split())}") from exc
-        if not isinstance(loaded, dict):
-            raise InputError(f"{config_file} must hold a mapping of CycleConfig keys")
-        layers.append(loaded)
-    layers.append({**flat, **nested})
-    for layer in layers:
-        for key, value in layer.items():
-            if key in ("research", "review", "simpo") and isinstance(value, dict):
-                current = data.get(key)
-                data[key] = {**(current if isinstance(current, dict) else {}), **value}
-            else:
-                data[key] = value
-    return data

@@ -61,6 +61,14 @@ class RunDir:
                 out.append(int(suffix))
         return sorted(out)
 
+    def heldout_dir(self, label: str) -> Path:
+        """heldout/<label>: `initial`, `r00`, ... (see train/heldout.py)."""
+        return self.root / "heldout" / label
+
+    def heldout_labels(self) -> list[str]:
+        root = self.root / "heldout"
+        return sorted((p.name for p in root.glob("*") if p.is_dir()), key=label_order) if root.exists() else []
+
     def read_config(self) -> Optional[dict[str, Any]]:
         if not self.config_path.exists():
             return None
@@ -74,6 +82,11 @@ class RunDir:
 
     def write_config(self, data: dict[str, Any]) -> None:
         write_text_atomic(self.config_path, yaml.safe_dump(data, sort_keys=False))
+
+
+def label_order(label: str) -> tuple[int, int]:
+    """Held-out labels in time order: `initial` first, then r00, r01, ..."""
+    return (0, 0) if label == "initial" else (1, int(label[1:]) if label[1:].isdigit() else 10 ** 6)
 
 
 def load_prompt_file(path: Path) -> list[dict]:
