@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Optional
+
+from ..errors import LimitExceeded
+from ..limits import check_json_depth
 
 _MD_HEADER = re.compile(r"^\s{0,3}#{1,6}\s*(?P<title>.+?)\s*#*\s*$")
 _BOLD_HEADER = re.compile(r"^\s{0,3}(?P<mark>\*\*|__)(?P<title>[^*_]{1,80}?)(?P=mark)\s*(?P<rest>.*)$")
 _PLAIN_HEADER = re.compile(r"^\s{0,3}(?P<title>[A-Za-z][A-Za-z _\-/&#0-9]{0,60}?)\s*:\s*(?P<rest>.*)$")
 _BARE_HEADER = re.compile(r"^\s{0,3}(?P<title>[A-Za-z][A-Za-z _\-/&#0-9]{0,60}?)\s*:?\s*$")
-_NUMBER = re.compile(r"(?<![\w.])(-?\d+(?:\.\d+)?)(?![\d])")
+# an exponent is part of the number: "1e309" is not a 1 (it is infinity, and refused)
+_NUMBER = re.compile(r"(?<![\w.])(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)(?![\d])")
 _FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})\s*([\w+-]*)\s*$")
 
 
@@ -86,6 +91,8 @@ def parse_score(text: str, low: int, high: int, name: str,
                 break
     if value is None:
         return None, f"{name}: no number in {text[:40]!r}"
+    if not math.isfinite(value):
+        return None, f"{name}: {text[:40]!r} is not a finite number"
     if value != int(value):
         return None, f"{name}: {value:g} is not a whole number"
     if not low <= value <= high:
@@ -185,7 +192,8 @@ def _close_truncated(text: str) -> Optional[str]:
 def loads_lenient(text: str) -> tuple[Any, list[str]]:
     """JSON as models write it: trailing commas, comments, Python literals, cut off mid-list.
 
-    Returns (value or None, problems).
+    Returns (value or None, problems); never raises: JSON nested deeper than limits.MAX_JSON_DEPTH, numbers
+    with thousands of digits and other unreadable values are problems.
     """
     text = text.strip()
     if not text:
@@ -195,25 +203,29 @@ def loads_lenient(text: str) -> tuple[Any, list[str]]:
         return None, ["no JSON value found"]
     text = text[start:]
     try:
+        check_json_depth(text, "JSON")
+    except LimitExceeded as exc:
+        return None, [str(exc)]
+    try:
         return json.JSONDecoder().raw_decode(text)[0], []
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # JSONDecodeError, or a number past the int digit limit
         pass
     cleaned = re.sub(r",\s*([\]}])", r"\1", _strip_json_comments(text))
     try:
         return json.JSONDecoder().raw_decode(cleaned)[0], ["JSON needed repair (comments or trailing commas)"]
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         pass
     try:
         value = ast.literal_eval(cleaned)
         if isinstance(value, (list, dict)):
             return value, ["JSON written as a Python literal"]
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         pass
     closed = _close_truncated(cleaned)
     if closed is not None:
         try:
             return json.loads(re.sub(r",\s*([\]}])", r"\1", closed)), ["JSON was cut off; kept the complete part"]
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             pass
     return None, ["JSON could not be parsed"]
 
