@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
+from .. import limits
+from ..errors import InputError
 from ..schema import Reference
 from .cache import CacheMissError, RateLimiter, read_json, slug, write_bytes_atomic, write_json_atomic
 from .normalize import PaperRecord
@@ -37,7 +39,7 @@ _YEAR = re.compile(r"\b(19|20)\d{2}\b")
 Fetcher = Callable[[str], bytes]
 
 
-class ArxivSourceError(ValueError):
+class ArxivSourceError(InputError):
     """An arXiv id is malformed, or its source is not LaTeX (PDF-only submissions) or cannot be read."""
 
 
@@ -224,15 +226,15 @@ def bibliography(folder: Path, main: Path, bib_names: list[str],
         else:
             problems.append(f"bibliography file {name!r} not found in the source")
     if not bib_files and not bib_names:
-        bib_files = sorted(Path(folder).rglob("*.bib"))
+        bib_files = limits.confined_files(Path(folder), (".bib",))
     entries: list[Reference] = []
     for path in bib_files:
         refs, bib_problems = load_bibtex(path)
         entries.extend(refs)
         problems.extend(f"{path.name}: {p}" for p in bib_problems)
     if not entries:
-        for path in sorted(Path(folder).rglob("*.bbl")):
-            entries.extend(parse_bbl(path.read_text(encoding="utf-8", errors="replace")))
+        for path in limits.confined_files(Path(folder), (".bbl",)):
+            entries.extend(parse_bbl(limits.read_text(path, what=".bbl file")[0]))
     by_key = {ref.key: ref for ref in entries}
     cited = [by_key[key] for key in citations if key in by_key]
     return (cited if cited else entries), problems

@@ -28,11 +28,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from ..errors import InputError
 from ..formats.paper import render_completion, research_conversation
 from ..formats.prompts import (RESEARCH_SYSTEM_PROMPT, research_user_prompt, review_system_prompt,
                                review_user_prompt)
 from ..formats.review import render_review_set
 from ..schema import Paper, ReviewSet
+from ..io import write_json_atomic
 from .card import compute_stats, write_card
 from .normalize import PaperRecord
 from .research import Extractor, get_extractor
@@ -43,7 +45,7 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "validation", "test")
 
 
-class DatasetBuildError(ValueError):
+class DatasetBuildError(InputError):
     """Bad build arguments, or an output folder we must not overwrite."""
 
 
@@ -251,7 +253,7 @@ def _save_atomic(dd, out_dir: Path, info: dict[str, Any]) -> None:
         datasets.disable_progress_bars()
     try:
         dd.save_to_disk(str(tmp))
-        (tmp / "build_info.json").write_text(json.dumps(info, indent=1, ensure_ascii=False), encoding="utf-8")
+        write_json_atomic(tmp / "build_info.json", info, indent=1)
         write_card(tmp / "README.md", dd, info)
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")

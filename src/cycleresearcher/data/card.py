@@ -11,6 +11,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from ..io import write_text_atomic
+
 PERCENTILES = (50, 90, 99)
 
 LICENCE_NOTE = (
@@ -132,4 +134,4 @@ def write_card(path: Path, dd, info: dict[str, Any]) -> None:
     lines += [f"- {src}: {n} papers" for src, n in info["provenance"].items()]
     lines += ["", "## Licence", "", LICENCE_NOTE, "", "## Build info", "", "```json",
               json.dumps({k: v for k, v in info.items() if k != "provenance"}, indent=1), "```", ""]
-    Path(path).write_text("\n".join(lines), encoding="utf-8")
+    write_text_atomic(Path(path), "\n".join(lines))

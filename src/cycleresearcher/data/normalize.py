@@ -15,10 +15,12 @@ a bullet so it stays text.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from ..errors import InputError
 from ..formats.markdown import as_text, parse_score, read_header
 from ..formats.review import FIELD_ALIASES as REVIEW_HEADERS
 from ..formats.review import SCORE_WORDS_1_4
@@ -98,12 +100,18 @@ def to_score(value: Any, low: int, high: int, name: str, problems: Optional[list
         _problem(problems, f"{name}: boolean {value!r} is not a score")
         return None
     if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            _problem(problems, f"{name}: {value!r} is not a finite number")
+            return None
         if value != int(value) or not low <= value <= high:
             _problem(problems, f"{name}: {value!r} is not a whole number in {low}-{high}")
             return None
         return int(value)
     if isinstance(value, list) and len(value) == 1:
         return to_score(value[0], low, high, name, problems)
+    if isinstance(value, (list, dict)):
+        _problem(problems, f"{name}: {type(value).__name__} is not a score")
+        return None
     words = SCORE_WORDS_1_4 if high == 4 else None
     score, problem = parse_score(str(value), low, high, name, words)
     if problem:
@@ -169,9 +177,9 @@ def rating_scale_for(venue: str, year: Optional[int]) -> str:
 
 
 def scale_max(rating_scale: str) -> int:
-    m = re.fullmatch(r"\s*1\s*-\s*(\d+)\s*", rating_scale or "")
-    if not m:
-        raise ValueError(f"rating scale must look like '1-10', got {rating_scale!r}")
+    m = re.fullmatch(r"\s*1\s*-\s*(\d{1,3})\s*", rating_scale if isinstance(rating_scale, str) else "")
+    if not m or int(m.group(1)) < 2:
+        raise InputError(f"rating scale must look like '1-10', got {str(rating_scale)[:40]!r}")
     return int(m.group(1))
 
 
@@ -267,10 +275,14 @@ def clean_meta_review(text: Optional[str], flattened: bool = False) -> str:
 
 
 def split_list(value: Any) -> list[str]:
-    """Keywords or authors as a list, from a list, a comma/semicolon string or a v2-wrapped value."""
+    """Keywords or authors as a list, from a list, a comma/semicolon string or a v2-wrapped value.
+
+    Items that are not text (numbers, nested lists or objects) are dropped rather than stringified."""
     value = unwrap(value)
     if value is None:
         return []
     if isinstance(value, str):
         return [p.strip() for p in re.split(r"[;,]", value) if p.strip()]
-    return [str(v).strip() for v in value if str(v).strip()]
+    if not isinstance(value, (list, tuple)):
+        return []
+    return [v.strip() for v in value if isinstance(v, str) and v.strip()]

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from ..errors import InputError
 from ..schema import Review
 from .cache import CacheMissError, RateLimiter, read_json, slug, write_bytes_atomic, write_json_atomic
 from .normalize import (PaperRecord, clean_meta_review, neutralise_review_lines, normalize_decision,
@@ -46,7 +47,7 @@ META_KEYS = ("metareview", "meta_review", "metareview:_summary,_strengths_and_we
 _YEAR = re.compile(r"/(\d{4})(?:/|$)")
 
 
-class OpenReviewError(ValueError):
+class OpenReviewError(InputError):
     """OpenReview returned something we cannot use, or openreview-py is missing (a clean CLI error, no traceback)."""
 
 

@@ -12,16 +12,17 @@ is not IS_META_REVIEW, once per reviewer and text (PeerRead lists some reviews t
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from pathlib import Path
 from typing import Any, Optional
 
+from .. import limits
+from ..errors import InputError, LimitExceeded
 from ..schema import Reference, Section
 from .local import DumpFormatError, load_dump
 from .normalize import (PaperRecord, clean_meta_review, normalize_decision, rating_scale_for, review_from_text,
-                        scale_max)
+                        scale_max, split_list)
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +30,14 @@ _VENUE_DIR = re.compile(r"^([a-z]+)_?(\d{4})$", re.I)
 _FINAL_DECISION = re.compile(r"final decision|decision", re.I)
 
 
+def _review_files(path: Path) -> list[Path]:
+    """reviews/<id>.json files under `path`, never through a symlink that leaves it."""
+    return [f for f in limits.confined_files(path, (".json",)) if f.parent.name == "reviews"]
+
+
 def is_peerread_folder(path: Path) -> bool:
     path = Path(path)
-    return path.is_dir() and (any(path.rglob("reviews/*.json")) or (path / "reviews.jsonl").is_file())
+    return path.is_dir() and (bool(_review_files(path)) or (path / "reviews.jsonl").is_file())
 
 
 def load_peerread(path: Path) -> list[PaperRecord]:
@@ -39,7 +45,7 @@ def load_peerread(path: Path) -> list[PaperRecord]:
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"no such PeerRead folder: {path}")
-    files = sorted(path.rglob("reviews/*.json"))
+    files = _review_files(path)
     if not files:
         if (path / "reviews.jsonl").is_file():
             return load_dump(path / "reviews.jsonl")
@@ -67,23 +73,28 @@ def read_peerread_paper(review_file: Path) -> PaperRecord:
     """One `reviews/<id>.json` with its `parsed_pdfs/<id>.pdf.json` when present."""
     review_file = Path(review_file)
     try:
-        data = json.loads(review_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DumpFormatError(f"{review_file}: not JSON ({exc.msg})") from exc
+        data = limits.read_json_file(review_file, "PeerRead review file")
+    except LimitExceeded:
+        raise
+    except InputError as exc:
+        raise DumpFormatError(str(exc)) from None
+    if not isinstance(data, dict):
+        raise DumpFormatError(f"{review_file}: expected a JSON object, got {type(data).__name__}")
     prefix, venue, year = _venue_of(review_file)
-    pid = str(data.get("id") or review_file.stem)
+    pid = str(data.get("id") or review_file.stem) if not isinstance(data.get("id"), (list, dict)) else review_file.stem
     split = review_file.parent.parent.name
     scale = rating_scale_for(venue, year)
     record = PaperRecord(
         paper_id=f"{prefix}_{pid}", title=str(data.get("title") or "").strip(),
         abstract=str(data.get("abstract") or "").strip(), venue=venue, year=year,
-        authors=[str(a) for a in data.get("authors") or []],
-        decision=normalize_decision(data["accepted"]) if "accepted" in data else None,
+        authors=split_list(data.get("authors")),
+        decision=normalize_decision(data["accepted"]) if isinstance(data.get("accepted"), (bool, str)) else None,
         decision_raw=str(data.get("accepted", "")), rating_scale=scale,
         source=f"PeerRead {review_file.parent.parent.parent.name}/{split}/{pid}",
     )
     seen: set[tuple[str, str]] = set()
-    for entry in data.get("reviews") or []:
+    entries = data.get("reviews") if isinstance(data.get("reviews"), list) else []
+    for entry in entries:
         if not isinstance(entry, dict):
             continue
         comments = str(entry.get("comments") or "")
@@ -111,22 +122,33 @@ def _attach_parsed_pdf(record: PaperRecord, pdf_json: Path) -> None:
     if not pdf_json.is_file():
         return
     try:
-        meta: dict[str, Any] = json.loads(pdf_json.read_text(encoding="utf-8")).get("metadata") or {}
-    except json.JSONDecodeError as exc:
-        record.problems.append(f"{pdf_json.name}: not JSON ({exc.msg})")
+        data = limits.read_json_file(pdf_json, "PeerRead parsed PDF")
+    except InputError as exc:
+        record.problems.append(f"{pdf_json.name}: {exc}")
         return
-    record.sections = [Section(heading=str(s.get("heading") or ""), text=str(s.get("text") or ""))
-                       for s in meta.get("sections") or [] if isinstance(s, dict)]
+    meta = data.get("metadata") if isinstance(data, dict) else None
+    if not isinstance(meta, dict):
+        record.problems.append(f"{pdf_json.name}: no metadata object")
+        return
+
+    def items(name: str) -> list[dict[str, Any]]:
+        value = meta.get(name)
+        return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+    def text(value: Any) -> str:
+        return value if isinstance(value, str) else ""
+
+    record.sections = [Section(heading=text(s.get("heading")), text=text(s.get("text"))) for s in items("sections")]
     if record.sections:
         record.text = "\n\n".join(f"## {s.heading}\n\n{s.text}" if s.heading else s.text for s in record.sections)
         record.text_format = "sections"
-    if not record.abstract and meta.get("abstractText"):
-        record.abstract = str(meta["abstractText"]).strip()
-    for n, ref in enumerate(meta.get("references") or []):
-        if not isinstance(ref, dict) or not ref.get("title"):
+    if not record.abstract and text(meta.get("abstractText")):
+        record.abstract = meta["abstractText"].strip()
+    for n, ref in enumerate(items("references")):
+        if not text(ref.get("title")):
             continue
-        authors = [str(a) for a in ref.get("author") or []]
-        year = str(ref.get("year") or "")
+        authors = split_list(ref.get("author"))
+        year = str(ref.get("year")) if isinstance(ref.get("year"), (int, str)) else ""
         surname = re.sub(r"[^a-z]", "", authors[0].split()[-1].lower()) if authors and authors[0].split() else "ref"
-        record.references.append(Reference(key=f"{surname}{year}_{n}", title=str(ref["title"]).strip(),
-                                           authors=authors, year=year, venue=str(ref.get("venue") or "")))
+        record.references.append(Reference(key=f"{surname}{year}_{n}", title=ref["title"].strip(),
+                                           authors=authors, year=year, venue=text(ref.get("venue"))))

@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Optional
 
+from ..errors import InputError
 from .cache import default_cache_dir
 from .normalize import PaperRecord
 
@@ -23,7 +24,7 @@ SPEC_HELP = ("a path (reviews.jsonl, papers.jsonl.gz, a PeerRead folder), openre
              "@CACHE_DIR) or arxiv:ID,ID (optionally @CACHE_DIR), joined with +")
 
 
-class SourceSpecError(ValueError):
+class SourceSpecError(InputError):
     """A source spec that names nothing we can read."""
 
 
