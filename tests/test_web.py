@@ -268,6 +268,9 @@ def test_job_page_survives_a_reload_and_streams_progress(make_client):
     assert progress[-1]["status"] == "done" and "event: end" in events.text
     messages = [s["message"] for s in progress[-1]["steps"]]
     assert messages[0] == "queued" and any(m.startswith("reviewing") for m in messages) and messages[-1] == "done"
+    # each model call is a step: the set mode's one completion of four reviews
+    assert "model call 1: 1 completion(s) of up to 2048 tokens" in messages
+    assert any(m.startswith("model call 1 done: ") for m in messages)
     assert client.get("/jobs/0123456789abcdef").status_code == 404
     assert client.get("/jobs/0123456789abcdef/events").status_code == 404
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -128,7 +129,7 @@ def review_job(job: Job, services: Services, source: Path, options: dict[str, An
     job.step(f"loading the reviewer ({options['backend']})")
     backend = services.backend(options["backend"])
     config = ReviewConfig(n_reviewers=options["reviewers"], max_new_tokens=services.config.max_new_tokens)
-    reviewer = Reviewer(backend, config=config)
+    reviewer = Reviewer(_Reporting(backend, job), config=config)
     job.step(f"reviewing: {config.n_reviewers} reviewer(s) in {reviewer.mode} mode (this is the slow part)")
     review_set = reviewer.review(paper)
     job.step(f"reviews written: mean rating {_fmt(review_set.mean_rating)}, decision {review_set.decision or '-'}")
@@ -146,6 +147,33 @@ def review_job(job: Job, services: Services, source: Path, options: dict[str, An
         job.step("running the detector (loads SmolLM2-135M once)")
         result["detector"] = detect_text(services.detector(), paper.text)
     return result
+
+
+class _Reporting:
+    """The backend as the reviewer sees it, with each model call reported as a job step (a review on a CPU is
+    minutes of calls; the page shows them go by). Everything else is the backend's own."""
+
+    def __init__(self, backend, job: Job) -> None:
+        self._backend, self._job, self._calls = backend, job, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self._backend, name)
+
+    def generate(self, requests, progress: bool = False):
+        self._calls += 1
+        n = sum(r.n for r in requests)
+        self._job.step(f"model call {self._calls}: {n} completion(s) of up to {max(r.max_new_tokens for r in requests)} "
+                       f"tokens")
+        start = time.monotonic()
+        results = self._backend.generate(requests, progress=progress)
+        tokens = sum(c.completion_tokens for row in results for c in row)
+        self._job.step(f"model call {self._calls} done: {tokens} tokens in {time.monotonic() - start:.0f} s")
+        return results
+
+    def choice_logprobs(self, *args, **kwargs):
+        self._calls += 1
+        self._job.step(f"model call {self._calls}: choosing missing scores by likelihood")
+        return self._backend.choice_logprobs(*args, **kwargs)
 
 
 def detect_text(detector, text: str) -> dict[str, Any]:
