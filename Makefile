@@ -23,6 +23,14 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m 'not slow'
 
+# Real-server tests: llama-cpp-python's OpenAI-compatible server on the embedded GGUF. The install compiles
+# llama.cpp from source (10-20 min on 2 cores), once; `make test` skips these tests until it is there.
+.PHONY: test-server
+test-server: $(STAMP)
+	$(PY) -c "import llama_cpp" 2>/dev/null || CMAKE_BUILD_PARALLEL_LEVEL=$${CMAKE_BUILD_PARALLEL_LEVEL:-2} \
+		$(PY) -m pip install -q 'llama-cpp-python[server]'
+	$(PY) -m pytest -q -m server
+
 demo: $(STAMP)
 	$(VENV)/bin/cycleresearcher demo
 

@@ -55,6 +55,19 @@ def test_score_choices_by_hand():
 
     assert score_choices([], ["1", "2"]) == [-math.inf, -math.inf]
 
+    # a lead-in first ("Your rating is 6."): the answer is read where the reply gives it, not at its first token
+    positions = [("Your", ln(0.4), [("Your", ln(0.4)), ("1", ln(0.1))]), (" rating", ln(0.9), []),
+                 (" is", ln(0.9), []), (" ", ln(0.5), [(" ", ln(0.5))]),
+                 ("6", ln(0.5), [("6", ln(0.5)), ("5", ln(0.2)), ("1", ln(0.1))]), (".", ln(0.9), [(".", ln(0.9))])]
+    one, five, six, ten = score_choices(positions, ["1", "5", "6", "10"])
+    assert six == pytest.approx(ln(0.5)) and five == pytest.approx(ln(0.2))
+    assert one == pytest.approx(ln(0.05)) and ten == pytest.approx(ln(0.05))  # "1" shared with "10"
+    # no answer spelled anywhere: the position where the answers' first tokens weigh most
+    positions = [("The", ln(0.5), [("The", ln(0.5)), ("3", ln(0.05))]),
+                 (" paper", ln(0.5), [(" paper", ln(0.5)), (" 8", ln(0.3)), (" 3", ln(0.1))])]
+    three, eight = score_choices(positions, ["3", "8"])
+    assert three == pytest.approx(ln(0.1)) and eight == pytest.approx(ln(0.3))
+
 
 def test_threads_follow_the_load(monkeypatch):
     from cycleresearcher.backends import threads

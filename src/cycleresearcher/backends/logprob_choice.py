@@ -3,15 +3,20 @@
 A local model scores each allowed answer exactly with one forward pass (local.py). A server only shows, at
 each position of its own greedy reply, the few most likely next tokens. That is enough to rank the answers:
 
-- walk the greedy reply; while it spells the start of an answer, add that token's log-probability;
+- find where the reply gives its answer: the first position from which the greedy tokens spell an allowed
+  answer ("Your rating is 6": the "6"); when the reply never spells one, the position where the answers'
+  first tokens carry the most probability;
+- from there, walk the greedy reply; while it spells the start of an answer, add that token's log-probability;
 - where an answer leaves the greedy path, add the log-probability of the token that would continue it, shown
   among the top tokens (an upper bound: later tokens are assumed certain);
 - an answer that ends where the greedy reply goes on ("1" when the reply is "10") gets the probability of
   stopping there: 1 minus the mass of the tokens that would extend it into a longer answer;
 - an answer whose token is not among the top ones gets at most the smallest shown log-probability.
 
-The greedy answer's score is exact when its tokens are shown; the others are upper bounds, which is what the
-argmax needs. Leading whitespace in the reply is skipped; matching ignores case when the answers do.
+Scores are conditional on the reply's lead-in ("Your rating is"); the greedy answer's score is exact when its
+tokens are shown and the others are upper bounds, which is what the argmax needs. Leading whitespace is
+skipped; matching ignores case when the answers do. This approximates, and can disagree with, the local
+backend's exact score of "answer then end of turn": a server cannot be made to continue a given reply.
 """
 
 from __future__ import annotations
@@ -28,13 +33,33 @@ def score_choices(positions: Sequence[Position], choices: Sequence[str]) -> list
     """One score (a log-probability, <= 0) per choice from the greedy reply's positions."""
     fold = len({c.casefold() for c in choices}) == len(choices)
     norm = (lambda s: s.casefold()) if fold else (lambda s: s)
-    # leading whitespace-only tokens of the reply carry no answer
-    start = 0
-    while start < len(positions) and not positions[start][0].strip():
-        start += 1
-    path = list(positions[start:])
     targets = [norm(c.strip()) for c in choices]
+    path = list(positions[_answer_start(positions, targets, norm):])
     return [_score(path, target, targets, norm) for target in targets]
+
+
+def _answer_start(positions: Sequence[Position], targets: list[str], norm) -> int:
+    """Where the reply gives its answer: the first position from which the greedy tokens spell an answer,
+    else the position where the answers' first tokens are most probable."""
+    for k in range(len(positions)):
+        spelled = ""
+        for greedy, _, _ in positions[k:]:
+            spelled = norm((spelled + greedy).lstrip())
+            if not spelled or spelled in targets:
+                break
+            if not any(t.startswith(spelled) for t in targets):
+                break
+        if spelled and spelled in targets and positions[k][0].strip():
+            return k
+    if not positions:
+        return 0
+
+    def mass(k: int) -> float:
+        greedy, greedy_lp, tops = positions[k]
+        shown = {norm(t.strip()): lp for t, lp in list(tops) + [(greedy, greedy_lp)]}
+        return sum(math.exp(lp) for t, lp in shown.items() if t and any(x.startswith(t) for x in targets))
+
+    return max(range(len(positions)), key=lambda k: (mass(k), -k))
 
 
 def _score(path: list[Position], target: str, targets: list[str], norm) -> float:

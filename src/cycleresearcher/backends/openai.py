@@ -45,7 +45,7 @@ RETRY_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 UNKNOWN_CONTEXT = 8192  # assumed when neither the spec nor the server says
 OFFICIAL_CONTEXT = 128000  # current OpenAI chat models
 TOP_LOGPROBS = 20  # the most the OpenAI API returns per position
-CHOICE_TOKENS = 4  # greedy reply length when scoring choices ("10" is two tokens in many vocabularies)
+CHOICE_TOKENS = 10  # greedy reply read when scoring choices: room for a lead-in ("My rating is") and "10"
 
 
 def _debug_serial() -> bool:
