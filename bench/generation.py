@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from cycleresearcher.backends.local import LocalBackend  # noqa: E402
+from cycleresearcher.backends.threads import thread_reason  # noqa: E402
 from cycleresearcher.schema import GenerationRequest  # noqa: E402
 
 PROMPTS = [
@@ -100,7 +101,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--reps", type=int, default=2, help="batch-8 repetitions per side")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: idle cores)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: CYCLERESEARCHER_THREADS, else 1 when the load average is "
+                             "above the core count, else every core)")
     parser.add_argument("--dtype", default="float32", help="float32 (the backend's default) or bfloat16")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -109,7 +112,8 @@ def main() -> None:
 
     t0 = time.perf_counter()
     backend = LocalBackend("local", num_threads=args.threads, dtype=args.dtype)
-    print(f"model loaded in {time.perf_counter() - t0:.1f} s; {torch.get_num_threads()} torch threads", flush=True)
+    print(f"model loaded in {time.perf_counter() - t0:.1f} s; {torch.get_num_threads()} torch threads "
+          f"({thread_reason(args.threads)})", flush=True)
     raw = Raw(backend.model, backend.tokenizer, args.max_new_tokens)
     ours = Ours(backend, args.max_new_tokens)
 
