@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
+from cycleresearcher.errors import InputError  # noqa: E402
 from cycleresearcher.detect import (  # noqa: E402
+    DEFAULT_CALIBRATION,
     Calibration,
     CriterionParts,
     Detector,
@@ -212,8 +215,23 @@ def test_calibration_bad_input(tmp_path):
     with pytest.raises(ValueError, match="slope and intercept"):
         Calibration.load(bad)
     bad.write_text("not json")
-    with pytest.raises(ValueError, match="not JSON"):
+    with pytest.raises(ValueError, match="not valid JSON"):
         Calibration.load(bad)
+    # a NaN or negative slope, or a wrong type, is refused when read, naming the file
+    for text, why in (('{"slope": NaN, "intercept": 0}', "finite"), ('{"slope": -1, "intercept": 0}', "positive"),
+                      ('{"slope": "2", "intercept": 0}', "finite"),
+                      ('{"slope": 1, "intercept": 0, "reference_tokens": 0}', "positive whole"),
+                      ('[1, 2]', "JSON object"), ('{"slope": 1, "intercept": 0, "extra": 1}', "unknown keys")):
+        bad.write_text(text)
+        with pytest.raises(InputError, match=f"bad.json.*{why}"):
+            Calibration.load(bad)
+
+
+def test_calibration_records_its_models_and_warns_on_others():
+    assert DEFAULT_CALIBRATION.model == "local" and DEFAULT_CALIBRATION.mismatch("local") == ""
+    assert "fitted on 'local'" in DEFAULT_CALIBRATION.mismatch("hf:/models/llama")
+    assert "does not record" in Calibration(1.0, 0.0).mismatch("local")
+    assert verdict(math.nan) == "undetermined"
 
 
 def test_parts_add_like_windows():
@@ -240,7 +258,11 @@ def test_cli_calibrate_then_detect(tiny_model_dir, tmp_path, detector, monkeypat
         ids = torch.tensor([detector.tokenize([text])[0][:3]])
         with torch.no_grad():
             out = model.generate(ids, do_sample=False, max_new_tokens=24, min_new_tokens=24)
-        (machine_dir / f"m{i}.md").write_text(detector._load()[2].decode(out[0]))
+        # the random model also emits control characters and broken UTF-8; a document mostly made of those
+        # is refused as binary
+        decoded = detector._load()[2].decode(out[0])
+        text = "".join(c for c in decoded if (c.isprintable() or c in "\n\t") and c != "\ufffd")
+        (machine_dir / f"m{i}.md").write_text(text)
     spec = str(tiny_model_dir)
     cal_path = tmp_path / "cal.json"
     runner = CliRunner()
@@ -257,6 +279,7 @@ def test_cli_calibrate_then_detect(tiny_model_dir, tmp_path, detector, monkeypat
     rows = json.loads(result.output)
     assert [r["path"] for r in rows] == files
     assert [r["verdict"] for r in rows] == ["human", "machine"]
+    assert rows[0]["calibration_model"] == spec and rows[0]["warnings"] == []  # fitted on this very model
     assert rows[1]["criterion"] > rows[0]["criterion"]
     result = runner.invoke(app, ["detect", files[0], "--scoring-model", spec])   # table, built-in calibration
     assert result.exit_code == 0 and "P(machine)" in result.output
@@ -279,3 +302,16 @@ def test_documents_read_through_the_formats(tmp_path):
     assert "We propose a method" in text and "\\textbf" not in text and "documentclass" not in text
     with pytest.raises(FileNotFoundError):
         expand_paths([tmp_path / "nope.txt"])
+    # a link out of the folder is not followed (no /etc/passwd scored as a document); a link inside is kept
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0")
+    (tmp_path / "docs" / "leak.txt").symlink_to(secret)
+    (tmp_path / "docs" / "alias.txt").symlink_to(tmp_path / "docs" / "notes.txt")
+    assert expand_paths([tmp_path / "docs"]) == [tmp_path / "docs" / n for n in ("alias.txt", "notes.txt",
+                                                                                 "paper.tex")]
+    os.mkfifo(tmp_path / "pipe.txt")
+    with pytest.raises(InputError, match="FIFO"):
+        expand_paths([tmp_path / "pipe.txt"])
+    (tmp_path / "empty.txt").write_text("  \n")
+    with pytest.raises(InputError, match="no readable text"):
+        read_document_text(tmp_path / "empty.txt")

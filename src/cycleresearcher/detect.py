@@ -30,6 +30,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
+from . import limits
+from .detect_calibration import DEFAULT_CALIBRATION, Calibration, models_label, verdict  # noqa: F401  (re-exported)
+from .errors import InputError
+
 if TYPE_CHECKING:
     import torch
 
@@ -273,159 +277,44 @@ def _context_length(model) -> int:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Calibration: criterion -> probability.
-# --------------------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Calibration:
-    """Logistic map from D to P(machine-generated) = sigmoid(slope * D' + intercept).
-
-    D' rescales D to `reference_tokens`: for a fixed per-token discrepancy D grows like sqrt(n), so a long
-    paper scored with a map fitted on short texts would look machine-made whatever it is. Texts longer than
-    the reference are scaled by sqrt(reference_tokens / n); shorter ones are left alone, which keeps their
-    noisier D from being amplified. reference_tokens None turns the rescaling off.
-    """
-
-    slope: float
-    intercept: float
-    reference_tokens: int | None = None
-    source: str = ""
-
-    def adjusted(self, criterion: float, n_tokens: int | None = None) -> float:
-        if self.reference_tokens and n_tokens and n_tokens > self.reference_tokens:
-            return criterion * math.sqrt(self.reference_tokens / n_tokens)
-        return criterion
-
-    def probability(self, criterion: float, n_tokens: int | None = None) -> float:
-        """P(machine-generated) for a criterion value (of a text of n_tokens scored tokens)."""
-        z = self.slope * self.adjusted(criterion, n_tokens) + self.intercept
-        return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
-
-    @property
-    def threshold(self) -> float:
-        """The (reference-length) criterion where the probability crosses 0.5."""
-        return -self.intercept / self.slope
-
-    @classmethod
-    def fit(cls, human_scores: Sequence[float], machine_scores: Sequence[float],
-            human_tokens: Sequence[int] | None = None, machine_tokens: Sequence[int] | None = None,
-            source: str = "") -> "Calibration":
-        """Fit the logistic map by maximum likelihood (scikit-learn, weak L2 so separable data stays finite).
-
-        With token counts, the reference length is their median and longer texts are rescaled to it first.
-        """
-        import numpy as np
-        from sklearn.linear_model import LogisticRegression
-
-        human, machine = list(map(float, human_scores)), list(map(float, machine_scores))
-        if len(human) < 2 or len(machine) < 2:
-            raise ValueError(f"calibration needs at least 2 human and 2 machine texts, got "
-                             f"{len(human)} and {len(machine)}")
-        if not all(math.isfinite(s) for s in human + machine):
-            raise ValueError("calibration scores must be finite numbers")
-        reference = None
-        if human_tokens is not None and machine_tokens is not None:
-            if len(human_tokens) != len(human) or len(machine_tokens) != len(machine):
-                raise ValueError("token counts must match the scores one to one")
-            reference = int(np.median(list(human_tokens) + list(machine_tokens)))
-            probe = cls(1.0, 0.0, reference)
-            human = [probe.adjusted(s, n) for s, n in zip(human, human_tokens)]
-            machine = [probe.adjusted(s, n) for s, n in zip(machine, machine_tokens)]
-        x = np.array(human + machine).reshape(-1, 1)
-        y = np.array([0] * len(human) + [1] * len(machine))
-        model = LogisticRegression(C=100.0).fit(x, y)
-        slope, intercept = float(model.coef_[0, 0]), float(model.intercept_[0])
-        if slope <= 0:
-            raise ValueError(f"machine texts do not score higher than human ones (mean D {np.mean(machine):.2f}"
-                             f" vs {np.mean(human):.2f}); a calibration would invert the detector")
-        return cls(slope, intercept, reference, source or f"fit on {len(human)} human + {len(machine)} machine")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Calibration":
-        unknown = set(data) - {"slope", "intercept", "reference_tokens", "source"}
-        if unknown or "slope" not in data or "intercept" not in data:
-            raise ValueError(f"not a calibration: needs slope and intercept, unknown keys {sorted(unknown)}")
-        cal = cls(float(data["slope"]), float(data["intercept"]),
-                  None if data.get("reference_tokens") is None else int(data["reference_tokens"]),
-                  str(data.get("source", "")))
-        if cal.slope <= 0:
-            raise ValueError(f"calibration slope must be positive, got {cal.slope}")
-        return cal
-
-    def save(self, path: str | os.PathLike) -> Path:
-        import json
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-        return path
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> "Calibration":
-        import json
-
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not JSON ({exc})") from exc
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: a calibration is a JSON object")
-        return cls.from_dict(data)
-
-
-# Fitted by `bench/detect.py` (seed 0): the embedded SmolLM2-135M as sampling and scoring model; 30 ICLR 2017/18
-# abstracts + 10 NeurIPS 2025 introductions vs 40 SmolLM2 texts prompted with the same titles, every text cut to
-# its first 120 tokens (119 scored). Mean D there: human -2.51, machine 2.77; AUROC 0.996; threshold D = 0.25.
-# It only fits texts from (and scored by) the embedded model: refit with `cycleresearcher detect calibrate`
-# whenever either model changes or the texts come from another generator.
-DEFAULT_CALIBRATION = Calibration(slope=2.0829, intercept=-0.5309, reference_tokens=119,
-                                  source="bench/detect.py: SmolLM2-135M white-box, 40+40 texts of 120 tokens")
-
-
-def verdict(probability: float, threshold: float = 0.5) -> str:
-    """'machine' at or above the threshold, else 'human'."""
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be a probability, got {threshold}")
-    return "machine" if probability >= threshold else "human"
-
-
-# --------------------------------------------------------------------------------------------------------------
 # Files: what the CLI calls.
 # --------------------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Detection:
-    """One document's result."""
+    """One document's result, with the calibration that turned its criterion into a probability."""
 
     path: str
     criterion: float
     n_tokens: int
     probability: float
     verdict: str
+    calibration: str = ""  # the calibration's source
+    calibration_model: str = ""  # the models it was fitted on
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        out["warnings"] = list(self.warnings)
+        return out
 
 
 def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Files as given, plus the .tex/.pdf/.md/.txt files inside any folder given (sorted).
 
-    A folder is a collection of documents here; to score a LaTeX project, give its main .tex file.
+    A folder is a collection of documents here; to score a LaTeX project, give its main .tex file. Files are
+    listed without following symlinks that leave the folder; FIFOs and devices are refused.
     """
     out: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in DOCUMENT_SUFFIXES)
+            found = limits.confined_files(path, DOCUMENT_SUFFIXES)
             if not found:
-                raise FileNotFoundError(f"{path}: no {'/'.join(DOCUMENT_SUFFIXES)} files inside")
+                raise InputError(f"{path}: no {'/'.join(DOCUMENT_SUFFIXES)} files inside")
             out.extend(found)
-        elif path.is_file():
+        elif path.exists():
+            limits.check_regular_file(path, "document")
             out.append(path)
         else:
             raise FileNotFoundError(f"{path}: no such file")
@@ -433,7 +322,8 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def read_document_text(path: str | os.PathLike) -> str:
-    """Plain text of a document (.tex, .pdf, .md, .txt, or anything else formats.document reads)."""
+    """Plain text of a document (.tex, .pdf, .md, .txt, or anything else formats.document reads); InputError
+    when it has no readable text."""
     from .formats.document import load_document
 
     doc = load_document(Path(path))
@@ -446,23 +336,41 @@ def _read_all(paths: Sequence[Path]) -> list[str]:
     texts = [read_document_text(p) for p in paths]
     for path, text in zip(paths, texts):
         if not text.strip():
-            raise ValueError(f"{path}: no text to score")
+            raise InputError(f"{path}: no text to score")
     return texts
 
 
 def detect_files(paths: Sequence[str | os.PathLike], scoring_spec: str = "local", sampling_spec: str | None = None,
                  calibration: Calibration | str | os.PathLike | None = None,
                  max_tokens: int = 512) -> list[Detection]:
-    """Score documents and map each criterion to a probability and a verdict."""
+    """Score documents and map each criterion to a probability and a verdict.
+
+    Each Detection records the calibration used; one fitted on other models is used with a warning (logged
+    and kept in the result), since its probabilities are on another model's scale."""
     files = expand_paths(paths)
     if not isinstance(calibration, Calibration):
         calibration = Calibration.load(calibration) if calibration is not None else DEFAULT_CALIBRATION
+    warning = calibration.mismatch(scoring_spec, sampling_spec)
+    if warning:
+        log.warning("%s", warning)
+    texts = _read_all(files)
     detector = Detector(scoring_spec, sampling_spec, max_tokens=max_tokens)
     results = []
-    for path, parts in zip(files, detector.score_parts(_read_all(files))):
+    for path, parts in zip(files, detector.score_token_ids(_checked_ids(detector, files, texts))):
         prob = calibration.probability(parts.criterion, parts.n_tokens)
-        results.append(Detection(str(path), parts.criterion, parts.n_tokens, prob, verdict(prob)))
+        if not math.isfinite(parts.criterion):
+            raise InputError(f"{path}: the criterion is undefined (no variation in the model's predictions)")
+        results.append(Detection(str(path), parts.criterion, parts.n_tokens, prob, verdict(prob),
+                                 calibration.source, calibration.model, (warning,) if warning else ()))
     return results
+
+
+def _checked_ids(detector: "Detector", files: Sequence[Path], texts: Sequence[str]) -> list[list[int]]:
+    ids = detector.tokenize(texts)
+    for path, tokens in zip(files, ids):
+        if len(tokens) < 2:
+            raise InputError(f"{path}: {len(tokens)} token(s) of text; the detector needs at least 2")
+    return ids
 
 
 def calibrate_files(human: Sequence[str | os.PathLike], machine: Sequence[str | os.PathLike],
@@ -473,10 +381,10 @@ def calibrate_files(human: Sequence[str | os.PathLike], machine: Sequence[str | 
     detector = Detector(scoring_spec, sampling_spec, max_tokens=max_tokens)
     human_parts = detector.score_parts(_read_all(human_files))
     machine_parts = detector.score_parts(_read_all(machine_files))
-    models = scoring_spec if sampling_spec in (None, scoring_spec) else f"{scoring_spec} / {sampling_spec}"
+    models = models_label(scoring_spec, sampling_spec)
     calibration = Calibration.fit([p.criterion for p in human_parts], [p.criterion for p in machine_parts],
                                   [p.n_tokens for p in human_parts], [p.n_tokens for p in machine_parts],
                                   source=f"{len(human_files)} human + {len(machine_files)} machine files, "
-                                         f"models {models}")
+                                         f"models {models}", model=models)
     calibration.save(out)
     return calibration
