@@ -64,7 +64,10 @@ class LocalBackend(Backend):
         self.device = device
         if device == "cpu":
             torch.set_num_threads(num_threads or default_threads())
-            log.info("%s: %d CPU threads (%s)", self.spec, torch.get_num_threads(), thread_reason(num_threads))
+            reason = thread_reason(num_threads)
+            # shown without --verbose when the machine is busy, since it changes speed several times over
+            log.log(logging.WARNING if "oversubscribed" in reason else logging.INFO, "%s: %d CPU threads (%s)",
+                    self.spec, torch.get_num_threads(), reason)
         self.model, self.tokenizer = load_causal_lm(model_spec or "local", dtype)
         if device != "cpu":
             self.model.to(device)
