@@ -1,34 +1,12 @@
-"""The `cycleresearcher` command. Each verb lives in a module of this package that registers itself on `app`.
+"""The `cycleresearcher` command. Each verb lives in a module of this package that registers itself on `app`
+(cli/app.py).
 
 The CLI holds no logic: a command parses options, calls one library function, and prints.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-
-import typer
-
-app = typer.Typer(
-    name="cycleresearcher",
-    help="Automated research improved by automated review: write, review and revise papers, build datasets, "
-         "train the policy with SimPO + NLL in a cycle, evaluate reviewers, detect machine-generated text.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_show_locals=False,
-)
-
-
-@app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details and show "
-                                                                    "tracebacks of errors.")) -> None:
-    from . import common
-
-    common.VERBOSE = verbose
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from .app import app
 
 
 def _load_commands() -> None:

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from . import app
+from .app import app
 from .common import clean_errors, console, err_console
 
 BACKEND_HELP = "Backend spec: local, hf:PATH, openai:MODEL@URL, vllm:PATH."

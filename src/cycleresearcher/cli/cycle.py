@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from . import app
+from .app import app
 from .common import clean_errors, console
 
 
@@ -55,7 +55,8 @@ def cycle(
                                             "--max-seconds may change."),
 ):
     """Run the cycle: sample papers, review them, build preference pairs, train SimPO + NLL, repeat."""
-    from ..train.cycle import cycle_config_from_options, run_cycle
+    from ..train.cycle import run_cycle
+    from ..train.cycle_config import cycle_config_from_options
     from ..train.report import write_report
 
     with clean_errors():

@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from . import app
+from .app import app
 from .common import clean_errors, console
 
 dataset_app = typer.Typer(help="Build Review/Research datasets (Hugging Face datasets on disk).", no_args_is_help=True)

@@ -15,7 +15,7 @@ import click
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from . import app
+from .app import app
 from .common import clean_errors, console
 
 

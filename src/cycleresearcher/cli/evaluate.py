@@ -16,7 +16,7 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from . import app
+from .app import app
 from .common import clean_errors, console
 
 eval_app = typer.Typer(help="Evaluate reviewers and generated papers.", no_args_is_help=True)

@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from . import app
+from .app import app
 from .common import clean_errors, console
 
 train_app = typer.Typer(help="Supervised fine-tuning and SimPO training.", no_args_is_help=True)
