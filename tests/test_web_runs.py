@@ -73,9 +73,18 @@ def write_run(root: Path, name: str = "demo", going: bool = False, rounds: int =
                                mean_margin=rewards[1] - rewards[0], losses=[0.9 - 0.1 * r, 0.5 - 0.1 * r],
                                tokens={"research": 1200, "review": 800},
                                seconds={"research": 30.0, "review": 12.5},
-                               train_metrics={"heldout_judge_mean": 4.5 + 0.3 * r, "compliance_rate": 0.5 + 0.2 * r},
+                               train_metrics={"trainer": "fake"},
                                **RoundMetrics.reward_stats(rewards))
         (rdir / "metrics.json").write_text(json.dumps(metrics.to_dict()))
+    # held-out evaluations (train/heldout.py): the initial policy and the one each round samples from
+    for label, mean in [("initial", 4.2)] + [(f"r{r:02d}", 4.5 + 0.3 * r) for r in range(rounds)]:
+        folder = run / "heldout" / label
+        folder.mkdir(parents=True)
+        (folder / "summary.json").write_text(json.dumps({
+            "label": label, "policy": "local", "judge": "reward:models/reward", "training_reward": "local",
+            "judge_is_training_reward": False, "n_papers": 4, "n_scored": 4,
+            "judge_mean": {"n": 4, "value": mean, "ci_low": mean - 0.4, "ci_high": mean + 0.4},
+            "compliance": 0.5, "mean_words": 321.0, "flagged": 0}))
     if going:
         rdir = run / f"round-{rounds:02d}"
         rdir.mkdir()
@@ -115,7 +124,8 @@ def test_run_page_shows_rounds_papers_by_reward_pairs_best_and_spend(client):
     assert "ratings 8, 6" in page and "Accept" in page
     assert "CHOSEN TEXT" in page and "REJECTED TEXT" in page
     assert 'id="best"' in page and 'id="simulated"' in page
-    assert "held-out judge" in page and "compliance" in page  # charts of the lead's metrics, when present
+    assert 'id="heldout"' in page and "held-out judge mean" in page and "4.20 [3.80, 4.60]" in page
+    assert "compliance (training samples)" in page and "<td>100%</td>" in page  # every sample parsed
     assert "1200" in page and "42" in page  # tokens and seconds (30 + 12.5)
     assert "<script>alert" not in page and "&lt;script&gt;alert" in page
     assert '<meta http-equiv="refresh"' not in page  # done, so no refresh
@@ -197,3 +207,13 @@ def test_old_layout_with_review_set_and_scalar_columns(client):
     page = c.get("/runs/demo").text
     assert "accept 30%" in page and "ratings 6" in page
     assert 'id="scalar"' in c.get(f"/runs/demo/papers/{papers[0]['paper_id']}").text
+
+
+def test_line_chart_labels_and_escaping():
+    from cycleresearcher.web.render import line_chart
+
+    svg = str(line_chart("share <b>", [(-1, 0.25), (0, 0.5), (1, 0.75)], bounds=(0.0, 1.0)))
+    assert svg.startswith("<svg") and "share &lt;b&gt;" in svg and "<b>" not in svg
+    assert ">init<" in svg and ">0<" in svg and ">1<" in svg  # x ticks; y labels are the bounds
+    assert svg.count("<circle") == 3
+    assert str(line_chart("empty", [])) == ""

@@ -84,14 +84,16 @@ def _cell(value: Any) -> str:
     return str(value) if not isinstance(value, (dict, list)) else json.dumps(value, ensure_ascii=False)
 
 
-def line_chart(label: str, points: list[tuple[int, float]], width: int = 300, height: int = 150) -> Markup:
-    """A small SVG line chart of one metric per round (x: round, y: value), labelled min and max."""
+def line_chart(label: str, points: list[tuple[int, float]], bounds: Optional[tuple[float, float]] = None,
+               width: int = 300, height: int = 150) -> Markup:
+    """A small SVG line chart of one metric per round (x: round, -1 for "init"; y: value), labelled with its y
+    range: `bounds` when given (a share: 0 to 1), else the data's."""
     if not points:
         return Markup("")
     pad_l, pad_r, pad_t, pad_b = 40, 10, 22, 24
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     x0, x1 = min(xs), max(xs)
-    y0, y1 = min(ys), max(ys)
+    y0, y1 = bounds if bounds else (min(ys), max(ys))
     if y1 - y0 < 1e-9:
         y0, y1 = y0 - 0.5, y1 + 0.5
     if x1 == x0:
@@ -104,9 +106,11 @@ def line_chart(label: str, points: list[tuple[int, float]], width: int = 300, he
         return height - pad_b - (y - y0) / (y1 - y0) * (height - pad_t - pad_b)
 
     path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
-    dots = "".join(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3"><title>round {x}: {y:.3g}</title></circle>'
+    dots = "".join(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3"><title>{"initial" if x < 0 else f"round {x}"}: '
+                   f'{y:.3g}</title></circle>'
                    for x, y in points)
-    ticks = "".join(f'<text x="{sx(x):.1f}" y="{height - 8}" text-anchor="middle">{x}</text>' for x in sorted(set(xs)))
+    ticks = "".join(f'<text x="{sx(x):.1f}" y="{height - 8}" text-anchor="middle">{"init" if x < 0 else x}</text>'
+                    for x in sorted(set(xs)))
     svg = (f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
            f'aria-label="{escape(label)} per round">'
            f'<text x="{pad_l}" y="14" class="chart-title">{escape(label)}</text>'

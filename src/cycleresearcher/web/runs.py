@@ -22,15 +22,14 @@ from typing import Any, Optional
 
 from ..errors import CycleResearcherError
 from ..io import read_json, read_jsonl
-from ..train.rundir import RunDir
+from ..train.rundir import RunDir, label_order
 
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 GOING_SECONDS = 15 * 60  # a run whose files changed this recently, with rounds left, is shown as going
 # metrics worth a chart: (label, key pattern), matched against the flattened metrics.json keys
-SERIES = [("mean reward", r"^mean_reward$"), ("max reward", r"^max_reward$"),
-          ("held-out judge", r"held.?out|judge"), ("compliance", r"complian"), ("mean margin", r"^mean_margin$")]
+SERIES = [("mean reward", r"^mean_reward$"), ("max reward", r"^max_reward$"), ("mean margin", r"^mean_margin$")]
 
 
 class RunNotFound(CycleResearcherError, LookupError):
@@ -67,6 +66,17 @@ class RoundView:
     metrics: dict
     papers: list[PaperRow]
     pairs: list[dict]
+    compliance: Optional[float] = None  # share of the round's samples whose stages all parsed
+
+
+@dataclass
+class HeldOutView:
+    """One held-out evaluation (train/heldout.py): a policy's papers on prompts it never trained on, judged by
+    a judge that is not the training reward."""
+
+    label: str  # initial, r00, r01, ...
+    x: int  # position on the round axis: -1 for initial
+    summary: dict
 
 
 @dataclass
@@ -76,7 +86,8 @@ class RunView:
     rounds: list[RoundView]
     going: bool
     problems: list[str]
-    series: list[tuple[str, list[tuple[int, float]]]]
+    series: list[tuple[str, list[tuple[int, float]], Optional[tuple[float, float]]]]  # label, points, y range
+    heldout: list[HeldOutView]
     spend: list[tuple[str, int, float]]  # (stage, tokens, seconds)
     best: Optional[dict]  # the best paper's record (papers.jsonl row) with "reward"
     has_plot: bool
@@ -122,7 +133,7 @@ def _metrics(path: Path, problems: list[str]) -> Optional[dict]:
         data = read_json(path)
         return data if isinstance(data, dict) else None
     except (OSError, ValueError) as exc:
-        problems.append(f"{path.parent.name}/metrics.json: {exc}")
+        problems.append(f"{path.parent.name}/{path.name}: {exc}")
         return None
 
 
@@ -200,7 +211,38 @@ def _flat(metrics: dict, prefix: str = "") -> dict[str, float]:
     return out
 
 
-def _series(rounds: list[RoundView]) -> list[tuple[str, list[tuple[int, float]]]]:
+def _compliance(papers: list[dict], task: str) -> Optional[float]:
+    """research.is_compliant over the round's papers (rows that are not Paper records are left out)."""
+    from ..research import is_compliant
+    from ..schema import Paper
+
+    flags = []
+    for row in papers:
+        try:
+            flags.append(is_compliant(Paper.from_dict(row), task))
+        except (TypeError, ValueError, AttributeError):
+            continue
+    return sum(flags) / len(flags) if flags else None
+
+
+def _heldout(path: Path, problems: list[str]) -> list[HeldOutView]:
+    layout = RunDir(path)
+    out = []
+    for label in layout.heldout_labels():
+        summary = _metrics(layout.heldout_dir(label) / "summary.json", problems)
+        if summary is not None:
+            group, index = label_order(label)
+            out.append(HeldOutView(label, -1 if group == 0 else index, summary))
+    return sorted(out, key=lambda h: h.x)
+
+
+def _number(value: Any) -> Optional[float]:
+    if isinstance(value, dict):
+        value = value.get("value")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _series(rounds: list[RoundView], heldout: list[HeldOutView]) -> list[tuple[str, list, Optional[tuple]]]:
     out = []
     flat = [(r.index, _flat(r.metrics)) for r in rounds if r.metrics]
     taken: set[str] = set()
@@ -210,8 +252,15 @@ def _series(rounds: list[RoundView]) -> list[tuple[str, list[tuple[int, float]]]
             taken.add(key)
             points = [(i, f[key]) for i, f in flat if key in f]
             if points:
-                out.append((label if len(keys) == 1 else f"{label} ({key})", points))
-    return out
+                out.append((label if len(keys) == 1 else f"{label} ({key})", points, None))
+    share = (0.0, 1.0)
+    extra = [("compliance (training samples)", [(r.index, r.compliance) for r in rounds if r.compliance is not None],
+              share),
+             ("held-out judge mean", [(h.x, v) for h in heldout if (v := _number(h.summary.get("judge_mean")))
+                                      is not None], None),
+             ("held-out compliance", [(h.x, v) for h in heldout if (v := _number(h.summary.get("compliance")))
+                                      is not None], share)]
+    return out + [row for row in extra if row[1]]
 
 
 def _spend(rounds: list[RoundView]) -> list[tuple[str, int, float]]:
@@ -232,6 +281,8 @@ def load_run(root: Path, name: str) -> RunView:
     path = run_dir(root, name)
     problems: list[str] = []
     config = _config(path, problems)
+    research = config.get("research") if isinstance(config.get("research"), dict) else {}
+    task = research.get("task") if research.get("task") in ("paper", "idea") else "paper"
     rounds, best, best_reward = [], None, None
     for index, rpath in _rounds(path):
         papers = _read_rows(rpath / "papers.jsonl", problems)
@@ -243,10 +294,12 @@ def load_run(root: Path, name: str) -> RunView:
         rows.sort(key=lambda row: (row.reward is None, -(row.reward or 0.0), row.paper_id))
         metrics = _metrics(rpath / "metrics.json", problems)
         rounds.append(RoundView(index, metrics is not None, metrics or {}, rows,
-                                _read_rows(rpath / "pairs.jsonl", problems)))
+                                _read_rows(rpath / "pairs.jsonl", problems), _compliance(papers, task)))
     planned = config.get("rounds") if isinstance(config.get("rounds"), int) else None
+    heldout = _heldout(path, problems)
     return RunView(name=path.name, config=config, rounds=rounds, going=_is_going(path, _rounds(path), planned),
-                   problems=problems, series=_series(rounds), spend=_spend(rounds), best=best,
+                   problems=problems, series=_series(rounds, heldout), heldout=heldout, spend=_spend(rounds),
+                   best=best,
                    has_plot=(path / "reward.png").is_file(), has_report=(path / "report.md").is_file())
 
 
