@@ -261,3 +261,26 @@ def test_research_prompt_drops_references_to_fit_and_never_cuts_the_system_promp
     assert len(fitted[1]["content"]) < len(full[1]["content"])
     with pytest.raises(ConfigError, match="without any reference"):
         researcher.prompt("graph neural networks", REFS, max_tokens=50)
+
+
+def test_set_mode_that_reads_no_rated_review_falls_back_to_per_review():
+    """A model that cannot write the committee in one completion gets reviewed one reviewer at a time, and the
+    ReviewSet says so (instead of an empty table and a None reward)."""
+    one_review = "## Summary\nFine.\n## Soundness\n3\n## Presentation\n3\n## Contribution\n2\n## Rating\n5\n## Confidence\n3\n"
+
+    def responder(request, i):
+        system = request.messages[0]["content"]
+        if "independent reviews" in system:  # the whole-committee prompt
+            return "This paper is about routing."
+        if system.startswith("You are an expert reviewer"):
+            return one_review
+        return "## Meta Review\nFine.\n## Paper Decision\nReject"
+
+    backend = FakeBackend(responder=responder)
+    rs = Reviewer(backend, config=ReviewConfig(n_reviewers=2, mode="set", max_repairs=1)).review(CLEAN_LATEX)
+    assert rs.ratings == [5, 5] and rs.decision == "Reject"
+    assert rs.problems[0].startswith("the whole-committee completion held no rated review (2 completion(s))")
+    assert [src["rating"] for src in rs.score_sources] == ["written", "written"]
+    # every completion is counted, the two whole-committee attempts included (the fake counts words)
+    texts = ["This paper is about routing."] * 2 + [one_review] * 2 + ["## Meta Review\nFine.\n## Paper Decision\nReject"]
+    assert rs.provenance.completion_tokens == sum(len(t.split()) for t in texts)

@@ -139,7 +139,25 @@ class Reviewer:
             if len(attempt.completions) > 1:
                 rs.problems.append(f"needed {len(attempt.completions) - 1} repair request(s)")
             out.append(self._finish(paper, notes, rs))
-        return out
+        return self._fall_back(papers, out, attempts, progress)
+
+    def _fall_back(self, papers: list[PaperText], sets: list[ReviewSet], attempts, progress: bool) -> list[ReviewSet]:
+        """Papers whose set completion held no rated review are reviewed again one reviewer at a time: a model
+        that cannot write the whole committee in one completion would otherwise give an empty verdict."""
+        empty = [k for k, rs in enumerate(sets) if not rs.ratings]
+        if not empty:
+            return sets
+        log.warning("%d of %d set completion(s) held no rated review; reviewing those papers one reviewer at a "
+                    "time", len(empty), len(sets))
+        for k, (rs, notes) in zip(empty, self._per_review([papers[k] for k in empty], progress)):
+            spent = attempts[k].completions
+            rs.problems.insert(0, f"the whole-committee completion held no rated review ({len(spent)} completion(s)); "
+                                  "fell back to per-review mode (one completion per reviewer)")
+            rs.provenance.prompt_tokens += sum(c.prompt_tokens for c in spent)
+            rs.provenance.completion_tokens += sum(c.completion_tokens for c in spent)
+            rs.provenance.seconds = round(rs.provenance.seconds + sum(c.seconds for c in spent), 3)
+            sets[k] = self._finish(papers[k], notes, rs)
+        return sets
 
     def _finish(self, paper: PaperText, notes: list[str], rs: ReviewSet) -> ReviewSet:
         if not rs.score_sources:  # set mode: a score is written or missing

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from ..errors import StepError
 from .app import app
 from .common import clean_errors, console, err_console
 
@@ -70,10 +71,15 @@ def review(
                                           "per-review (one completion per reviewer; small models), or auto."),
     as_json: bool = typer.Option(False, "--json", help="Print the ReviewSet as JSON."),
     out: Optional[Path] = typer.Option(None, help="Also write the ReviewSet JSON here."),
+    allow_empty: bool = typer.Option(False, "--allow-empty", help="Exit 0 even when no review with a rating could "
+                                                                  "be read from the model's output."),
 ):
-    """Review a paper like a program committee: N reviews, a meta-review and a decision."""
+    """Review a paper like a program committee: N reviews, a meta-review and a decision.
+
+    Exits 1 when the model's output holds no rated review (the ReviewSet is still printed and written)."""
     from ..backends import get_backend
     from ..io import write_json_atomic
+    from ..outcome import empty_review
     from ..review import ReviewConfig, Reviewer
 
     with clean_errors():
@@ -86,8 +92,13 @@ def review(
         write_json_atomic(out, data)
     if as_json:
         console.print_json(json.dumps(data, ensure_ascii=False))
-        return
-    print_review_set(review_set)
+    else:
+        print_review_set(review_set)
+    reason = empty_review(review_set)
+    if reason and not allow_empty:
+        with clean_errors():
+            raise StepError(f"no usable review: {reason} ({backend}, mode {mode})",
+                            hint="see the problems above; try --mode per-review, a larger model, or --allow-empty")
 
 
 def print_review_set(review_set) -> None:
@@ -117,9 +128,14 @@ def revise(
     backend: str = typer.Option("local", help=BACKEND_HELP),
     max_new_tokens: int = typer.Option(2048, help="Tokens for the revised paper."),
     seed: int = typer.Option(0, help="Sampling seed."),
+    allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="Exit 0 even when the revision lost "
+                                                                            "stages the input paper had."),
 ):
-    """Revise a paper to answer its reviews' weaknesses and questions."""
+    """Revise a paper to answer its reviews' weaknesses and questions.
+
+    Exits 1 when the revised paper lost a stage the input had (Motivation, Main Idea, the LaTeX paper, ...)."""
     from ..backends import get_backend
+    from ..outcome import lost_stages
     from ..paper_folder import save_paper_folder
     from ..research import ResearchConfig, Researcher
     from ..schema import Paper, ReviewSet
@@ -134,4 +150,12 @@ def revise(
         revised = researcher.revise(paper, review_set, progress=True)
         target = out or paper_dir / "revised"
         save_paper_folder(revised, target, {"revision_of": str(paper_dir)})
+    for p in revised.problems:
+        err_console.print(f"[yellow]problem:[/yellow] {p}")
     console.print(f"wrote the revised paper to {target}")
+    lost = lost_stages(paper, revised)
+    if lost and not allow_incomplete:
+        with clean_errors():
+            raise StepError(f"the revision lost {', '.join(lost)} (the input paper had them); it was written to "
+                            f"{target} all the same", hint="run revise again (another --seed), or pass "
+                                                           "--allow-incomplete to accept it")

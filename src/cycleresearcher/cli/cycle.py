@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from ..errors import StepError
 from .app import app
 from .common import clean_errors, console
 
@@ -53,8 +54,14 @@ def cycle(
     max_seconds: Optional[float] = typer.Option(None, help="Time budget in seconds for this invocation."),
     resume: bool = typer.Option(False, help="Continue the run in OUT; only --rounds, --max-tokens and "
                                             "--max-seconds may change."),
+    allow_no_pairs: bool = typer.Option(False, "--allow-no-pairs", help="Exit 0 even when a round made no "
+                                                                        "preference pairs (its policy was not "
+                                                                        "trained)."),
 ):
-    """Run the cycle: sample papers, review them, build preference pairs, train SimPO + NLL, repeat."""
+    """Run the cycle: sample papers, review them, build preference pairs, train SimPO + NLL, repeat.
+
+    Exits 1 (after writing the report) when a round made no preference pairs, unless --allow-no-pairs."""
+    from ..outcome import rounds_without_pairs
     from ..train.cycle import run_cycle
     from ..train.cycle_config import cycle_config_from_options
     from ..train.report import write_report
@@ -69,10 +76,17 @@ def cycle(
             nested={"research": {"max_new_tokens": max_new_tokens},
                     "review": {"n_reviewers": reviewers, "mode": review_mode},
                     "simpo": {"lora": lora, "learning_rate": learning_rate}})
-        run_cycle(out, config, resume=resume, progress=True)
+        metrics = run_cycle(out, config, resume=resume, progress=True)
         report_path, summaries = write_report(out)
     print_summary(summaries)
     console.print(f"report: {report_path}")
+    idle = rounds_without_pairs(metrics)
+    if idle and not allow_no_pairs:
+        with clean_errors():
+            raise StepError(f"round(s) {', '.join(map(str, idle))} made no preference pairs, so the policy was not "
+                            "trained there (no prompt had two rewarded samples with different rewards)",
+                            hint="check the reviews (round-NN/reviews.jsonl) and the review mode (--review-mode), "
+                                 "sample more per prompt (--samples), or pass --allow-no-pairs")
 
 
 @app.command()
