@@ -28,6 +28,7 @@ class PaperText:
     title: str = ""
     paper_id: str = ""
     problems: list[str] = field(default_factory=list)
+    hidden: list[tuple[str, str]] = field(default_factory=list)  # (kind, text) drawn invisibly (PDF white/tiny)
 
 
 def compose_text(title: str = "", abstract: str = "", body: str = "") -> str:
@@ -89,8 +90,10 @@ def read_paper(source: PaperSource) -> PaperText:
 
 def _from_path(path: Path) -> PaperText:
     if path.is_dir() and (path / "paper.json").exists():  # a folder written by `research`
+        from . import limits
+
         try:
-            data = json.loads((path / "paper.json").read_text(encoding="utf-8"))
+            data = limits.read_json_file(path / "paper.json", "paper.json")
             paper = Paper.from_dict(data)
         except (ValueError, TypeError, RecursionError) as exc:
             raise InputError(f"{path / 'paper.json'} is not a paper written by `research`: {exc}") from exc
@@ -98,16 +101,10 @@ def _from_path(path: Path) -> PaperText:
     from .formats.document import load_document
 
     doc = load_document(path)
-    latex_source = ""
-    if path.suffix == ".tex":
-        latex_source = path.read_text(encoding="utf-8", errors="replace")
-    elif path.is_dir():
-        latex_source = "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in sorted(path.rglob("*.tex"))
-                                 if not p.is_symlink())
-    elif doc.kind == "latex":
-        latex_source = doc.latex
+    # the LaTeX files the loader read (inside the folder, comments included): what the injection check reads
+    latex_source = doc.raw_latex
     text = doc.text
     if doc.title and doc.title not in text[:500]:
         text = f"# {doc.title}\n\n" + (f"## Abstract\n\n{doc.abstract}\n\n" if doc.abstract else "") + text
     return PaperText(text=text, latex_source=latex_source, title=doc.title, paper_id=path.stem,
-                     problems=list(doc.problems))
+                     problems=list(doc.problems), hidden=list(doc.hidden))

@@ -12,6 +12,8 @@ import re
 from pathlib import Path
 from typing import Optional
 
+from . import limits
+from .errors import InputError
 from .schema import Reference
 
 log = logging.getLogger(__name__)
@@ -21,43 +23,83 @@ _DOCUMENT_SUFFIXES = {".tex", ".pdf", ".md", ".markdown", ".txt", ".gz", ".tgz",
 
 def load_references(path: Path) -> list[Reference]:
     """References from a BibTeX file, a JSONL file (title, abstract, optional key/authors/year/venue/bibtex) or
-    a folder of papers (.tex/.pdf/.md/.txt/archives; also any .bib and .jsonl files in it)."""
-    path = Path(path)
+    a folder of papers (.tex/.pdf/.md/.txt/archives; also any .bib and .jsonl files in it).
+
+    A folder is read without following symlinks that leave it, and a paper in it that cannot be read is skipped
+    with a warning. References whose text holds instructions for a model (the researcher reads every abstract
+    as part of its prompt) are logged as warnings; `reference_flags` returns them."""
+    refs = _unique(_load(Path(path)))
+    for key, flag in reference_flags(refs):
+        log.warning("reference %s: %s", key, flag)
+    return refs
+
+
+def reference_flags(refs: list[Reference]) -> list[tuple[str, str]]:
+    """(reference key, flag) for each prompt injection found in the references' titles, abstracts and BibTeX."""
+    from .injection import reference_injections
+
+    return [(key, str(flag)) for key, flag in reference_injections(refs)]
+
+
+def _load(path: Path) -> list[Reference]:
     if not path.exists():
         raise FileNotFoundError(f"references not found: {path}")
     if path.is_dir():
         refs: list[Reference] = []
-        for child in sorted(path.iterdir()):
-            if child.suffix in (".bib", ".jsonl") or child.suffix in _DOCUMENT_SUFFIXES:
-                refs.extend(load_references(child) if child.suffix in (".bib", ".jsonl") else [_from_document(child)])
-        return _unique(refs)
+        for child in limits.confined_files(path):
+            if child.parent != path:
+                continue  # the folder's own files, as before; sub-folders are not corpora
+            suffix = child.suffix.lower()
+            if suffix in (".bib", ".jsonl"):
+                refs.extend(_load(child))
+            elif suffix in _DOCUMENT_SUFFIXES:
+                try:
+                    refs.append(_from_document(child))
+                except InputError as exc:
+                    log.warning("skipped %s: %s", child.name, exc)
+        return refs
+    limits.check_regular_file(path, "references file")
     if path.suffix == ".bib":
         from .formats.bibtex import load_bibtex
 
         refs, problems = load_bibtex(path)
         for p in problems:
-            log.warning("%s: %s", path.name, p)
-        return _unique(refs)
+            log.warning("%s", p)
+        return refs
     if path.suffix == ".jsonl":
-        return _unique(_from_jsonl(path))
+        return _from_jsonl(path)
     if path.suffix in _DOCUMENT_SUFFIXES:
         return [_from_document(path)]
-    raise ValueError(f"{path}: references must be a .bib file, a .jsonl file or a folder of papers")
+    raise InputError(f"{path}: references must be a .bib file, a .jsonl file or a folder of papers")
+
+
+def _text(row: dict, name: str) -> str:
+    value = row.get(name)
+    return value if isinstance(value, str) else str(value) if isinstance(value, (int, float)) and value else ""
 
 
 def _from_jsonl(path: Path) -> list[Reference]:
-    from .data.local import iter_jsonl
-
+    text, _ = limits.read_text(path, what="references JSONL")
     refs = []
-    for n, row in enumerate(iter_jsonl(path), 1):
-        if not row.get("title"):
-            raise ValueError(f"{path}: row {n} has no 'title'")
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        row = limits.loads_json(line, f"{path}:{n}")
+        if not isinstance(row, dict):
+            raise InputError(f"{path}:{n}: expected a JSON object per line")
+        title = _text(row, "title").strip()
+        if not title:
+            raise InputError(f"{path}: row {n} has no 'title' text")
         authors = row.get("authors") or []
-        refs.append(Reference(
-            key=str(row.get("key") or row.get("id") or row.get("paper_id") or _key_from_title(row["title"], n)),
-            title=str(row["title"]), abstract=str(row.get("abstract") or ""),
-            authors=authors if isinstance(authors, list) else [a.strip() for a in str(authors).split(" and ")],
-            year=str(row.get("year") or ""), venue=str(row.get("venue") or ""), bibtex=str(row.get("bibtex") or "")))
+        if isinstance(authors, str):
+            authors = [a.strip() for a in authors.split(" and ") if a.strip()]
+        elif isinstance(authors, list):
+            authors = [a for a in authors if isinstance(a, str)]
+        else:
+            authors = []
+        key = _text(row, "key") or _text(row, "id") or _text(row, "paper_id") or _key_from_title(title, n)
+        refs.append(Reference(key=key, title=title, abstract=_text(row, "abstract"), authors=authors,
+                              year=_text(row, "year"), venue=_text(row, "venue"), bibtex=_text(row, "bibtex")))
     return refs
 
 

@@ -165,7 +165,7 @@ class Reviewer:
                                  for name in SCORE_QUESTIONS} for r in rs.reviews]
         rs.paper_id = paper.paper_id
         rs.problems = paper.problems + notes + rs.problems
-        rs.flags = [str(f) for f in find_injections(paper.text, paper.latex_source)]
+        rs.flags = [str(f) for f in find_injections(paper.text, paper.latex_source, paper.hidden)]
         rs.provenance.model = self.backend.spec
         rs.provenance.seed = self.config.seed
         rs.provenance.stage = "review"

@@ -49,7 +49,7 @@ class Judge:
             v.source = v.source or self.spec
             v.paper_id = v.paper_id or text.paper_id
             if not v.flags:
-                v.flags = [str(f) for f in find_injections(text.text, text.latex_source)]
+                v.flags = [str(f) for f in find_injections(text.text, text.latex_source, text.hidden)]
             if v.flags and self.penalize_injections and not v.penalized:
                 v.unpenalized_score, v.score, v.penalized = v.score, self.min_score, True
                 v.problems.append(f"injection flagged: score set to the minimum {self.min_score:g}")
