@@ -126,7 +126,8 @@ def record_from_row(row: dict[str, Any], source: str = "") -> PaperRecord:
         problems.append(f"{exc}; using 1-10")
         scale, high = "1-10", 10
     record = PaperRecord(
-        paper_id=paper_id, title=_text(row, "title", problems).strip(), abstract=_text(row, "abstract", problems).strip(),
+        paper_id=paper_id, title=_text(row, "title", problems).strip(),
+        abstract=_text(row, "abstract", problems).strip(),
         keywords=split_list(row.get("keywords")), authors=split_list(row.get("authors")),
         venue=venue, year=year, decision=decision,
         decision_raw="" if raw_decision is None else str(raw_decision),
