@@ -59,6 +59,20 @@ class ReviewConfig(StrictConfig):
             raise ConfigError(f"n_reviewers must be >= 1, got {self.n_reviewers}")
 
 
+EMPTY_PAPER = "the paper has no text; it was not reviewed"
+DECISION_CHOSEN = "paper decision chosen by the model's likelihood of Accept/Reject"
+# How each score of a review was obtained (ReviewSet.score_sources), as the CLI and reports say it.
+SOURCE_WORDS = {"written": "written", "chosen": "chosen by likelihood", "asked": "asked separately",
+                "missing": "missing"}
+
+
+def score_source_counts(review_set: ReviewSet, name: str = "rating") -> dict[str, int]:
+    """How many reviews' `name` score was written, chosen by likelihood, asked separately or is missing
+    (only the sources that occur, in that order)."""
+    found = [sources.get(name, "missing") for sources in review_set.score_sources]
+    return {source: found.count(source) for source in SOURCE_WORDS if found.count(source)}
+
+
 def review_missing(review_set: ReviewSet, n_reviewers: int) -> list[str]:
     missing = []
     rated = len(review_set.ratings)
@@ -117,8 +131,19 @@ class Reviewer:
         return self.review_many([source], progress=progress)[0]
 
     def review_many(self, sources: list[PaperSource], progress: bool = False) -> list[ReviewSet]:
-        """One ReviewSet per paper; all papers go to the backend in one batch (repairs in a second one)."""
+        """One ReviewSet per paper; all papers go to the backend in one batch (repairs in a second one).
+
+        A paper with no text is not sent to the model: its ReviewSet has no review and says why (a model asked
+        to review nothing still writes a rating)."""
         papers = [s if isinstance(s, PaperText) else read_paper(s) for s in sources]
+        todo = [k for k, p in enumerate(papers) if p.text.strip()]
+        done = self._review_papers([papers[k] for k in todo], progress) if todo else []
+        out = [self._finish(p, [], ReviewSet(problems=[EMPTY_PAPER])) for p in papers]
+        for k, rs in zip(todo, done):
+            out[k] = rs
+        return out
+
+    def _review_papers(self, papers: list[PaperText], progress: bool) -> list[ReviewSet]:
         if self.mode == "per-review":
             return [self._finish(paper, notes, rs) for paper, (rs, notes) in
                     zip(papers, self._per_review(papers, progress))]
@@ -228,7 +253,7 @@ class Reviewer:
                              + "\n\nAnswer with one word: Accept or Reject."}]
                 accept, reject = self.backend.choice_logprobs([question], ["Accept", "Reject"])[0]
                 rs.decision = "Accept" if accept > reject else "Reject"
-                rs.problems.append("paper decision chosen by the model's likelihood of Accept/Reject")
+                rs.problems.append(DECISION_CHOSEN)
             if rs.decision is None:
                 rs.problems.append("missing paper decision")
             rs.raw_text += f"\n\n{SEPARATOR}\n\n{completions[0].text}"

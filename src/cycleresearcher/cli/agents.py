@@ -8,9 +8,12 @@ from typing import Optional
 
 import typer
 
-from ..errors import StepError
+from rich.markup import escape
+
+from ..errors import InputError, StepError
 from .app import app
 from .common import clean_errors, console, err_console
+from .output import write_plain
 
 BACKEND_HELP = "Backend spec: local, hf:PATH, openai:MODEL@URL, vllm:PATH."
 
@@ -54,7 +57,7 @@ def research(
         files = save_paper_folder(paper, out)
     console.print(f"[bold]{paper.title or '(untitled)'}[/bold]  results: {paper.results_source}")
     for p in paper.problems:
-        err_console.print(f"[yellow]problem:[/yellow] {p}")
+        err_console.print(f"[yellow]problem:[/yellow] {escape(p)}", soft_wrap=True)
     console.print(f"wrote {', '.join(sorted(files))} to {out}  "
                   f"({paper.provenance.completion_tokens} tokens, {paper.provenance.seconds:.0f} s)")
 
@@ -80,18 +83,22 @@ def review(
     from ..backends import get_backend
     from ..io import write_json_atomic
     from ..outcome import empty_review
+    from ..paper_text import read_paper
     from ..review import ReviewConfig, Reviewer
 
     with clean_errors():
         if not paper.exists():
             raise FileNotFoundError(f"paper not found: {paper}")
+        text = read_paper(paper)  # before the model loads: an empty paper is refused at once
+        if not text.text.strip():
+            raise InputError(f"{paper}: the paper has no text to review")
         config = ReviewConfig(n_reviewers=reviewers, max_new_tokens=max_new_tokens, seed=seed, mode=mode)
-        review_set = Reviewer(get_backend(backend), config=config).review(paper, progress=True)
+        review_set = Reviewer(get_backend(backend), config=config).review(text, progress=True)
     data = review_set.to_dict()
     if out is not None:
         write_json_atomic(out, data)
     if as_json:
-        console.print_json(json.dumps(data, ensure_ascii=False))
+        write_plain(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
     else:
         print_review_set(review_set)
     reason = empty_review(review_set)
@@ -101,23 +108,38 @@ def review(
                             hint="see the problems above; try --mode per-review, a larger model, or --allow-empty")
 
 
+# Table marks for scores the review did not write itself (ReviewSet.score_sources).
+MARKS = {"chosen": "*", "asked": "?"}
+SCORE_COLUMNS = ("rating", "confidence", "soundness", "presentation", "contribution")
+
+
 def print_review_set(review_set) -> None:
     from rich.table import Table
 
+    from ..review import DECISION_CHOSEN, SOURCE_WORDS, score_source_counts
+
     table = Table(title="Reviews")
-    for column in ("#", "rating", "confidence", "soundness", "presentation", "contribution"):
+    for column in ("#",) + SCORE_COLUMNS:
         table.add_column(column, justify="right")
     for i, r in enumerate(review_set.reviews, 1):
-        table.add_row(str(i), *("-" if v is None else str(v) for v in (r.rating, r.confidence, r.soundness,
-                                                                        r.presentation, r.contribution)))
+        sources = review_set.score_sources[i - 1] if i <= len(review_set.score_sources) else {}
+        table.add_row(str(i), *("-" if getattr(r, name) is None else f"{getattr(r, name)}{MARKS.get(sources.get(name), '')}"
+                                for name in SCORE_COLUMNS))
     console.print(table)
+    marked = {s for sources in review_set.score_sources for s in sources.values()} & set(MARKS)
+    if marked:
+        console.print("[dim]" + "; ".join(f"{MARKS[s]} {SOURCE_WORDS[s]}" for s in MARKS if s in marked)
+                      + " (the review did not write it)[/dim]")
     mean = review_set.mean_rating
-    console.print(f"mean rating: [bold]{'-' if mean is None else f'{mean:.2f}'}[/bold]   "
-                  f"decision: [bold]{review_set.decision or '-'}[/bold]")
+    counts = score_source_counts(review_set, "rating")
+    origin = f" (ratings: {', '.join(f'{n} {SOURCE_WORDS[s]}' for s, n in counts.items())})" if counts else ""
+    decided = " (chosen by likelihood)" if DECISION_CHOSEN in review_set.problems else ""
+    console.print(f"mean rating: [bold]{'-' if mean is None else f'{mean:.2f}'}[/bold]{origin}   "
+                  f"decision: [bold]{review_set.decision or '-'}[/bold]{decided}", soft_wrap=True)
     for flag in review_set.flags:
-        err_console.print(f"[red]flag:[/red] {flag}")
+        err_console.print(f"[red]flag:[/red] {flag}", soft_wrap=True)
     for problem in review_set.problems:
-        err_console.print(f"[yellow]problem:[/yellow] {problem}")
+        err_console.print(f"[yellow]problem:[/yellow] {escape(problem)}", soft_wrap=True)
 
 
 @app.command()
@@ -151,7 +173,7 @@ def revise(
         target = out or paper_dir / "revised"
         save_paper_folder(revised, target, {"revision_of": str(paper_dir)})
     for p in revised.problems:
-        err_console.print(f"[yellow]problem:[/yellow] {p}")
+        err_console.print(f"[yellow]problem:[/yellow] {escape(p)}", soft_wrap=True)
     console.print(f"wrote the revised paper to {target}")
     lost = lost_stages(paper, revised)
     if lost and not allow_incomplete:

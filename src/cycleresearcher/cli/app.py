@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from . import common
+from . import common, output
 
 app = typer.Typer(
     name="cycleresearcher",
@@ -26,3 +26,4 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progr
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    output.quiet_libraries(verbose)  # library warnings and chatter off the console unless --verbose

@@ -12,7 +12,8 @@ from typing import Optional
 import typer
 
 from .app import app
-from .common import clean_errors, console, err_console
+from .common import clean_errors, err_console
+from .output import write_plain
 
 
 @app.command()
@@ -30,7 +31,7 @@ def generate(
     as_json: bool = typer.Option(False, "--json", help="Print completions and usage as JSON."),
     progress: bool = typer.Option(False, "--progress", help="Show a progress bar."),
 ):
-    """Generate a reply from a backend; usage (tokens, seconds, tokens/s) goes to stderr."""
+    """Generate a reply from a backend: the text exactly on stdout; usage (tokens, seconds, tokens/s) on stderr."""
     from ..backends import get_backend
     from ..schema import GenerationRequest
 
@@ -44,12 +45,14 @@ def generate(
 
     usage = model.usage.to_dict().get("generate", {})
     if as_json:
-        console.print_json(json.dumps({"completions": [c.to_dict() for c in completions], "usage": usage}))
+        write_plain(json.dumps({"completions": [c.to_dict() for c in completions], "usage": usage},
+                               ensure_ascii=False, indent=2) + "\n")
     else:
+        # The model's text exactly, one newline after each sample: rich would wrap it at the terminal width.
         for i, c in enumerate(completions):
             if len(completions) > 1:
-                console.rule(f"sample {i + 1} ({c.finish_reason})")
-            console.print(c.text, markup=False, highlight=False)
+                write_plain(f"--- sample {i + 1} ({c.finish_reason}) ---\n")
+            write_plain(c.text + "\n")
     made = sum(c.completion_tokens for c in completions)
     seconds = usage.get("seconds", 0.0)
     err_console.print(f"[dim]{model.spec}: {usage.get('prompt_tokens', 0)} prompt + {made} completion tokens, "
