@@ -225,13 +225,13 @@ class Reviewer:
         asks = [(i, j, name) for i, rs in enumerate(sets) for j, review in enumerate(rs.reviews)
                 for name in SCORE_QUESTIONS if getattr(review, name) is None]
         if asks and self.backend.supports_choice_scoring:
-            self._choose_scores(sets, asks)
+            self._choose_scores(sets, asks, progress)
             asks = []
         if asks:
             requests = [GenerationRequest(messages=[{"role": "user", "content": score_question_prompt(
                 render_review(sets[i].reviews[j]), name)}], n=1, max_new_tokens=8, temperature=0.0,
                 seed=c.seed, stage="review") for i, j, name in asks]
-            for (i, j, name), completions in zip(asks, self.backend.generate(requests)):
+            for (i, j, name), completions in zip(asks, self.backend.generate(requests, progress=progress)):
                 low, high = SCORE_RANGES[name]
                 value, problem = parse_score(completions[0].text, low, high, f"review {j + 1}: {name}",
                                              SCORE_WORDS_1_4 if high == 4 else None)
@@ -244,7 +244,7 @@ class Reviewer:
         requests = [GenerationRequest(messages=[{"role": "user", "content": meta_review_prompt(
             render_review_set_text(rs))}], n=1, max_new_tokens=256,
             **options) for rs in sets]
-        for rs, completions, costs in zip(sets, self.backend.generate(requests), spent):
+        for rs, completions, costs in zip(sets, self.backend.generate(requests, progress=progress), spent):
             meta = parse_review_set(completions[0].text)
             rs.meta_review = meta.meta_review or completions[0].text.strip()
             rs.decision = meta.decision
@@ -262,10 +262,11 @@ class Reviewer:
         return [(rs, notes) for rs, (_, notes) in zip(sets, prepared)]
 
 
-    def _choose_scores(self, sets: list[ReviewSet], asks: list[tuple[int, int, str]]) -> None:
+    def _choose_scores(self, sets: list[ReviewSet], asks: list[tuple[int, int, str]], progress: bool = False) -> None:
         """Missing scores as constrained choices: the allowed value the model finds most likely as its answer
         (a small model asked for a number often writes "1.5", "100" or prose instead)."""
-        for name in SCORE_QUESTIONS:
+        for name in _steps([n for n in SCORE_QUESTIONS if any(a[2] == n for a in asks)], progress,
+                           "review: missing scores chosen by likelihood"):
             mine = [(i, j) for i, j, n in asks if n == name]
             if not mine:
                 continue
@@ -278,6 +279,15 @@ class Reviewer:
                 sets[i].score_sources[j][name] = "chosen"
                 sets[i].problems.append(f"review {j + 1}: {name} chosen by the model's likelihood among "
                                         f"{'/'.join(choices)} (it did not write one)")
+
+
+def _steps(items: list, progress: bool, desc: str):
+    """`items`, with a bar that moves once per item when `progress` (each item is one model call)."""
+    if not progress:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit="step", dynamic_ncols=True)
 
 
 def _per_review_problems(problems: list[str], j: int) -> list[str]:

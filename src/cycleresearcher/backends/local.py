@@ -185,22 +185,22 @@ class LocalBackend(Backend):
         rows = self._rows(requests)
         batches = self.plan_batches(rows)
         results: dict[tuple[int, int], Completion] = {}
-        bar = _bar(len(batches), progress, self.spec)
+        stages = sorted({r.stage for r in requests})
+        bar = _token_bar(batches, progress, f"{self.spec} {'/'.join(stages)}".strip())
         try:
-            for batch in batches:
-                completions, seconds = self._generate_batch(batch, requests)
+            for n, batch in enumerate(batches, 1):
+                if bar is not None:
+                    bar.set_postfix_str(f"batch {n}/{len(batches)}, {len(batch)} row(s)")
+                completions, seconds = self._generate_batch(batch, requests, bar)
                 for row, c in zip(batch, completions):
                     results[(row.req, row.sample)] = c
-                if bar is not None:
-                    made = sum(c.completion_tokens for c in completions)
-                    bar.set_postfix(rows=len(batch), tok_s=f"{made / max(seconds, 1e-9):.1f}")
-                    bar.update(1)
         finally:
             if bar is not None:
                 bar.close()
         return [[results[(i, k)] for k in range(r.n)] for i, r in enumerate(requests)]
 
-    def _generate_batch(self, batch: list[_Row], requests: list[GenerationRequest]) -> tuple[list[Completion], float]:
+    def _generate_batch(self, batch: list[_Row], requests: list[GenerationRequest],
+                        bar=None) -> tuple[list[Completion], float]:
         import torch
 
         sampling, temperature, top_p, max_new, stops = batch[0].key
@@ -217,6 +217,8 @@ class LocalBackend(Backend):
         if criteria is not None:
             kwargs["stopping_criteria"] = criteria
         seeds = [requests[r.req].seed for r in batch]
+        if bar is not None:  # the bar moves with every decoding step, not once per batch
+            kwargs["streamer"] = _progress_streamer(bar, len(batch), self.eos_ids)
         start = time.monotonic()
         with self._lock, torch.random.fork_rng(devices=[] if self.device == "cpu" else None), torch.inference_mode():
             if any(s is not None for s in seeds):
@@ -227,6 +229,13 @@ class LocalBackend(Backend):
         generated = out[:, width:].tolist()
         per_row = seconds / len(batch)
         completions = [self._completion(row, ids, stops, per_row) for row, ids in zip(batch, generated)]
+        if bar is not None:
+            # The exact count (rows cut by a stop string were counted to the step that stopped them), and the
+            # budget rows left unused taken off the total, so the ETA stays an upper bound.
+            made = sum(c.completion_tokens for c in completions)
+            bar.update(made - kwargs["streamer"].counted)
+            bar.total -= len(batch) * max_new - made
+            bar.refresh()
         return completions, seconds
 
     def _completion(self, row: _Row, ids: list[int], stops: tuple[str, ...], seconds: float) -> Completion:
@@ -316,12 +325,43 @@ def _context_length(model, tokenizer) -> int:
     return limit if isinstance(limit, int) and 0 < limit < 10**7 else 2048
 
 
-def _bar(total: int, progress: bool, desc: str):
+def _token_bar(batches: list[list[_Row]], progress: bool, desc: str):
+    """A bar over generated tokens (all rows): its rate is tokens/s; its total is the most the batches can
+    make (rows x max_new_tokens), lowered as rows stop, so the ETA is an upper bound."""
     if not progress:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="batch")
+    total = sum(len(batch) * batch[0].max_new_tokens for batch in batches)
+    return tqdm(total=total, desc=desc, unit="tok", dynamic_ncols=True)
+
+
+def _progress_streamer(bar, rows: int, stop_ids: frozenset[int]):
+    """A `generate` streamer that moves `bar` by the number of rows still generating at each step."""
+    from transformers.generation.streamers import BaseStreamer
+
+    class _Progress(BaseStreamer):
+        def __init__(self) -> None:
+            self.prompt_seen = False
+            self.done = [False] * rows
+            self.counted = 0  # tokens generated so far (a row's stop token included)
+
+        def put(self, value) -> None:
+            if not self.prompt_seen:  # generate hands over the prompt first
+                self.prompt_seen = True
+                return
+            step = 0
+            for i, token in enumerate(value.reshape(-1).tolist()[:rows]):
+                if not self.done[i]:
+                    step += 1
+                    self.done[i] = token in stop_ids
+            self.counted += step
+            bar.update(step)
+
+        def end(self) -> None:
+            pass
+
+    return _Progress()
 
 
 _SPEC_OPTIONS = {"dtype": str, "device": str, "max_batch_tokens": int, "max_batch_rows": int, "threads": int}
