@@ -8,23 +8,28 @@ The model files ship inside the PyPI package; we locate them with `importlib.uti
 itself imports sentence-transformers, which we do not need) and load them with transformers, offline.
 Pooling is the model's own: the mean of the last hidden states over the attention mask, then L2 norm.
 
+    chunks = embed_chunks([paper_text], chunk_tokens=128, max_chunks=8)[0]   # (k, 384): one row per chunk
+
 Vectors are cached on disk, one `.npy` per text, keyed by the sha256 of the text (and of the chunking
-parameters for documents), under `$CYCLERESEARCHER_HOME/embeddings` or `~/.cache/cycleresearcher/embeddings`.
+parameters for documents), under `io.home()/embeddings` ($CYCLERESEARCHER_HOME or ~/.cache/cycleresearcher).
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import io as _bytes_io
 import logging
 import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
+
+from .errors import StepError
+from .io import home, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +42,7 @@ MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json); text
 _CACHE_TAG = f"minilm-l6-v2-{MAX_TOKENS}"
 
 
-class EmbeddingError(RuntimeError):
+class EmbeddingError(StepError):
     """The embedding model is missing or cannot be loaded."""
 
 
@@ -54,9 +59,8 @@ def model_dir() -> Path:
 
 
 def default_cache_dir() -> Path:
-    home = os.environ.get("CYCLERESEARCHER_HOME")
-    base = Path(home).expanduser() if home else Path.home() / ".cache" / "cycleresearcher"
-    return base / "embeddings"
+    """io.home()/embeddings: where vectors are cached unless a caller names another folder."""
+    return home() / "embeddings"
 
 
 @dataclass
@@ -103,7 +107,8 @@ def _path(cache_dir: Path, key: str) -> Path:
     return cache_dir / _CACHE_TAG / key[:2] / f"{key}.npy"
 
 
-def _read(cache_dir: Optional[Path], key: str) -> Optional[np.ndarray]:
+def _read(cache_dir: Optional[Path], key: str, rows: Optional[int] = None) -> Optional[np.ndarray]:
+    """A cached vector (rows=None: shape (384,)) or chunk matrix (rows=0: any (k, 384)); None when absent."""
     if cache_dir is None:
         return None
     path = _path(cache_dir, key)
@@ -114,22 +119,16 @@ def _read(cache_dir: Optional[Path], key: str) -> Optional[np.ndarray]:
     except (OSError, ValueError) as exc:  # a torn or foreign file: recompute rather than fail
         log.warning("ignoring unreadable cache file %s: %s", path, exc)
         return None
-    return vec.astype(np.float32) if vec.shape == (DIM,) else None
+    ok = vec.shape == (DIM,) if rows is None else (vec.ndim == 2 and vec.shape[1] == DIM and vec.shape[0] >= 1)
+    return vec.astype(np.float32) if ok else None
 
 
 def _write(cache_dir: Optional[Path], key: str, vec: np.ndarray) -> None:
     if cache_dir is None:
         return
-    path = _path(cache_dir, key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, vec.astype(np.float32), allow_pickle=False)
-        os.replace(tmp, path)  # atomic: readers see the old file or the whole new one
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = _bytes_io.BytesIO()
+    np.save(buffer, vec.astype(np.float32), allow_pickle=False)
+    write_bytes_atomic(_path(cache_dir, key), buffer.getvalue())  # readers see the old file or the whole new one
 
 
 def _resolve_cache(cache_dir: Optional[Path], use_cache: bool) -> Optional[Path]:
@@ -239,10 +238,7 @@ def embed_documents(texts: list[str], chunk_tokens: int = 256, max_chunks: int =
 
     Returns (n, 384) float32. All chunks of all documents go through the model in shared batches.
     """
-    if not 8 <= chunk_tokens <= MAX_TOKENS:
-        raise ValueError(f"chunk_tokens must be in [8, {MAX_TOKENS}], got {chunk_tokens}")
-    if max_chunks < 1:
-        raise ValueError(f"max_chunks must be >= 1, got {max_chunks}")
+    _check_chunking(chunk_tokens, max_chunks)
     cache = _resolve_cache(cache_dir, use_cache)
     kind = f"doc:{chunk_tokens}:{max_chunks}"
     out, missing = _from_cache(texts, cache, kind)
@@ -270,3 +266,41 @@ def embed_document(text: str, chunk_tokens: int = 256, max_chunks: int = 16,
     """Embed one long document: (384,) float32, the normalised mean of its chunk embeddings."""
     return embed_documents([text], chunk_tokens=chunk_tokens, max_chunks=max_chunks,
                            cache_dir=cache_dir, use_cache=use_cache)[0]
+
+
+def _check_chunking(chunk_tokens: int, max_chunks: int) -> None:
+    if not 8 <= chunk_tokens <= MAX_TOKENS:
+        raise ValueError(f"chunk_tokens must be in [8, {MAX_TOKENS}], got {chunk_tokens}")
+    if max_chunks < 1:
+        raise ValueError(f"max_chunks must be >= 1, got {max_chunks}")
+
+
+def embed_chunks(texts: list[str], chunk_tokens: int = 128, max_chunks: int = 8, batch_size: int = 32,
+                 cache_dir: Optional[Path] = None, use_cache: bool = True) -> list[np.ndarray]:
+    """Per document, the embeddings of up to `max_chunks` chunks spread evenly over it (the first always kept):
+    a list of (k_i, 384) float32 arrays, rows of unit length, in document order.
+
+    Unlike `embed_documents` the chunks are not pooled, so a caller can pool them, compare neighbouring chunks
+    (coherence) or pick the abstract's. Cached per document (one (k, 384) file) under `kind` chunks:T:K."""
+    if isinstance(texts, str):
+        raise TypeError("embed_chunks takes a list of strings; wrap a single text in a list")
+    _check_chunking(chunk_tokens, max_chunks)
+    cache = _resolve_cache(cache_dir, use_cache)
+    kind = f"chunks:{chunk_tokens}:{max_chunks}"
+    out: list[Optional[np.ndarray]] = [_read(cache, _key(t, kind), rows=0) for t in texts]
+    todo = sorted({t for t, v in zip(texts, out) if v is None})
+    if todo:
+        all_chunks: list[list[int]] = []
+        owner: list[int] = []
+        for d, text in enumerate(todo):
+            for c in _document_chunks(text, chunk_tokens, max_chunks):
+                all_chunks.append(c)
+                owner.append(d)
+        vecs = _encode_ids(all_chunks, batch_size)
+        owner_arr = np.asarray(owner)
+        done = {}
+        for d, text in enumerate(todo):
+            done[text] = vecs[owner_arr == d]
+            _write(cache, _key(text, kind), done[text])
+        out = [v if v is not None else done[t] for t, v in zip(texts, out)]
+    return out  # type: ignore[return-value]

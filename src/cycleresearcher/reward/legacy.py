@@ -31,8 +31,8 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .embed import DIM, EMBEDDING_MODEL, embed_documents
-from .schema import Paper
+from ..embed import DIM, EMBEDDING_MODEL, embed_documents
+from ..schema import Paper
 
 log = logging.getLogger(__name__)
 
