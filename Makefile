@@ -34,6 +34,14 @@ test-server: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/cycleresearcher demo
 
+# A longer randomized pass over hostile inputs: the fuzz tests with many more generated examples, larger inputs
+# and a fresh seed each run (CYCLERESEARCHER_FUZZ=1), then every hostile case of bench/hostile.py in a forked
+# process with a 30 s and 3 GB limit. About 5 minutes on 2 cores.
+.PHONY: fuzz
+fuzz: $(STAMP)
+	CYCLERESEARCHER_FUZZ=1 CYCLERESEARCHER_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_fuzz_properties.py tests/test_fuzz_inputs.py tests/test_injection.py
+	$(PY) bench/hostile.py --timeout 30 --mem-gb 3
+
 bench: $(STAMP)
 	for b in bench/*.py; do $(PY) $$b || exit 1; done
 
