@@ -172,7 +172,8 @@ class _Reporting:
 
     def choice_logprobs(self, *args, **kwargs):
         self._calls += 1
-        self._job.step(f"model call {self._calls}: choosing missing scores by likelihood")
+        self._job.step(f"model call {self._calls}: choosing among allowed answers by likelihood (a missing score "
+                       "or the decision)")
         return self._backend.choice_logprobs(*args, **kwargs)
 
 
