@@ -1,53 +1,50 @@
-"""Embeddings (shape, normalisation, cache) and the scalar reward model (train, score, save/load) on real data."""
+"""Embeddings (shape, normalisation, cache) and the reward model (train, score, guard, files, CLI) on real papers."""
 
 from __future__ import annotations
 
 import json
-import random
 
 import numpy as np
 import pytest
 
 from cycleresearcher import embed
-from cycleresearcher.reward import RewardConfig, RewardModel, RewardModelError, cheap_features, compose_text, reward_of
+from cycleresearcher.errors import InputError
+from cycleresearcher.reward import RewardConfig, RewardModel, RewardModelError, reward_of, stage_problems
+from cycleresearcher.reward.probe import make_variants
 from cycleresearcher.schema import Paper
 
-# Small chunks keep the test inside its budget on 2 shared cores; the code path is the same as the default.
-FAST = RewardConfig(chunk_tokens=128, max_chunks=1)
+# Small chunks and few pairs keep the test inside its budget on 2 shared cores; the code path is the default's.
+FAST = RewardConfig(chunk_tokens=64, max_chunks=2, c_grid=(0.01, 0.1), pairs_per_paper=5, bigram_table=5000)
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("embeddings")
+def rows(shared_data):
+    """70 NeurIPS 2023 and 30 NeurIPS 2025 papers (cleaned rows as data.fulltext gives them), bodies cut to
+    1,500 words so the features stay cheap."""
+    from cycleresearcher.data.fulltext import load_fulltext_rows
+    from cycleresearcher.reward import clean_paper_text
+
+    picked = []
+    for source, n in (("neurips2023_2024", 70), ("neurips2025", 30)):
+        got = [r for r in load_fulltext_rows(shared_data, sources=[source], clean=False)
+               if r["year"] != 2024 and r["track"] == "main"]
+        picked += [r for r in got if r["decision"] == "Accept"][:n - 10] + [r for r in got if r["decision"] == "Reject"][:10]
+    for r in picked:
+        r["text"] = clean_paper_text(" ".join(r["text"].split(" ")[:1500])).text
+    return picked
 
 
 @pytest.fixture(scope="module")
-def iclr(shared_data):
-    """100 ICLR 2017 papers, half accepted (seeded), in the Review dataset's columns."""
-    rows = [json.loads(line) for line in (shared_data / "reviews_real" / "reviews.jsonl").open(encoding="utf-8")]
-    rows = [r for r in rows if r["year"] == 2017 and len(r["abstract"].split()) > 60]
-    rng = random.Random(0)
-    rng.shuffle(rows)
-    acc = [r for r in rows if r["decision"] == "Accept"][:50]
-    rej = [r for r in rows if r["decision"] == "Reject"][:50]
-    out = []
-    for r in acc + rej:
-        ratings = [v["rating"] for v in r["reviews"]]
-        out.append({"paper_id": r["paper_id"], "title": r["title"], "abstract": r["abstract"], "text": "",
-                    "decision": r["decision"], "ratings": ratings, "mean_rating": float(np.mean(ratings))})
-    rng.shuffle(out)
-    return out
+def trained(rows, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:  # a module fixture runs before the per-test home isolation
+        mp.setenv("CYCLERESEARCHER_HOME", str(tmp_path_factory.mktemp("home")))
+        return RewardModel.train(rows[:80], FAST, cache_dir=tmp_path_factory.mktemp("cache"))
 
 
-@pytest.fixture(scope="module")
-def trained(iclr, cache_dir):
-    return RewardModel.train(iclr[:80], FAST, cache_dir=cache_dir)
-
-
-def test_embed_texts_shape_norm_and_meaning(cache_dir):
+def test_embed_texts_shape_norm_and_meaning(tmp_path):
     texts = ["A man is eating food.", "A man is eating a piece of bread.", "The new movie is awesome.",
              "A man is eating food."]
-    v = embed.embed_texts(texts, cache_dir=cache_dir)
+    v = embed.embed_texts(texts, cache_dir=tmp_path)
     assert v.shape == (4, 384) and v.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(v[0], v[3])
@@ -57,11 +54,12 @@ def test_embed_texts_shape_norm_and_meaning(cache_dir):
         embed.embed_texts("not a list")
 
 
-def test_cache_hit_needs_no_model(cache_dir, monkeypatch, tmp_path):
+def test_cache_hit_needs_no_model(monkeypatch, tmp_path):
     texts = ["cached text one", "cached text two"]
     first = embed.embed_texts(texts, cache_dir=tmp_path)
-    files = list(tmp_path.rglob("*.npy"))
-    assert len(files) == 2 and not list(tmp_path.rglob("*.tmp"))
+    chunks = embed.embed_chunks(["a longer document " * 50], chunk_tokens=32, max_chunks=3, cache_dir=tmp_path)
+    assert chunks[0].shape == (3, 384)
+    assert len(list(tmp_path.rglob("*.npy"))) == 3 and not list(tmp_path.rglob("*.tmp"))
 
     def no_model(*args, **kwargs):
         raise AssertionError("the model was called although every vector is cached")
@@ -69,103 +67,134 @@ def test_cache_hit_needs_no_model(cache_dir, monkeypatch, tmp_path):
     monkeypatch.setattr(embed, "_encode_ids", no_model)
     monkeypatch.setattr(embed, "_token_ids", no_model)
     np.testing.assert_array_equal(embed.embed_texts(texts, cache_dir=tmp_path), first)
-    # a different text is a cache miss: the model would be needed
+    again = embed.embed_chunks(["a longer document " * 50], chunk_tokens=32, max_chunks=3, cache_dir=tmp_path)
+    np.testing.assert_array_equal(again[0], chunks[0])
     with pytest.raises(AssertionError, match="cached"):
         embed.embed_texts(["a new text"], cache_dir=tmp_path)
 
 
-def test_embed_document_chunks_and_pools(cache_dir):
-    words = [f"token{i % 50}" for i in range(3000)]
-    text = " ".join(words)
+def test_embed_document_chunks_spread_over_the_text(tmp_path):
+    text = " ".join(f"token{i % 50}" for i in range(3000))
     chunks = embed._document_chunks(text, chunk_tokens=64, max_chunks=4)
     assert len(chunks) == 4 and all(0 < len(c) <= 62 for c in chunks)
-    tok = embed._encoder().tokenizer
-    assert tok.decode(chunks[0]).replace(" ", "").startswith("token0token1token2")
-    short = "one two three " * 10  # 30 words: tokenized whole, cut into consecutive chunks
-    ids = embed._token_ids([short])[0]
-    assert [x for c in embed._document_chunks(short, 16, 100) for x in c] == ids
-    doc = embed.embed_document(text, chunk_tokens=64, max_chunks=4, cache_dir=cache_dir)
+    assert embed._encoder().tokenizer.decode(chunks[0]).replace(" ", "").startswith("token0token1token2")
+    doc = embed.embed_document(text, chunk_tokens=64, max_chunks=4, cache_dir=tmp_path)
     assert doc.shape == (384,) and abs(np.linalg.norm(doc) - 1) < 1e-5
-    again = embed.embed_documents([text, "short doc"], chunk_tokens=64, max_chunks=4, cache_dir=cache_dir)
-    np.testing.assert_array_equal(again[0], doc)
     with pytest.raises(ValueError):
         embed.embed_document(text, chunk_tokens=1000)
+    assert issubclass(embed.EmbeddingError, embed.StepError)
 
 
-def test_cheap_features_and_compose_text():
-    f = cheap_features(["one two three", "## Intro\ntext\n## Method\nmore\n\\section{Results} x"])
-    np.testing.assert_allclose(f[0], [np.log1p(3), 0.0])
-    np.testing.assert_allclose(f[1], [np.log1p(8), np.log1p(3)])  # 8 whitespace words, 3 headers
-    assert compose_text("T", "An abstract.", "Body with An abstract. inside") == "T\n\nBody with An abstract. inside"
-    assert compose_text("T", "A", "") == "T\n\nA"
-
-
-def test_reward_train_score_and_round_trip(trained, iclr, cache_dir, tmp_path):
-    held_out = iclr[80:]
-    scores = trained.score(held_out, cache_dir=cache_dir)
-    assert len(scores) == len(held_out)
-    low, high = trained.rating_range
-    assert all(low <= s["reward"] <= high and 0 <= s["accept_prob"] <= 1 for s in scores)
-    assert trained.meta["n_train"] == 80 and trained.meta["n_features"] == 386
+def test_train_score_and_round_trip(trained, rows, tmp_path):
+    held = rows[80:]
+    scores = trained.score(held)
+    assert len(scores) == len(held)
+    for s in scores:
+        assert 1 <= s["reward"] <= 10 and 0 <= s["accept_prob"] <= 1 and 0 <= s["percentile"] <= 1
+        assert set(s) >= {"guard_penalty", "guard_reasons", "flags", "penalized", "missing_stages"}
+    meta = trained.meta
+    assert meta["n_train"] == 80 and set(meta["groups"]) == {"NeurIPS-2023-main", "NeurIPS-2025-main"}
+    assert meta["n_features"] == len(FAST.feature_names()) == 384 + 3 + 16 + 6
+    # the prior fixes the mean accept probability on the training papers, whatever the data's own rate
+    train_probs = [s["accept_prob"] for s in trained.score(rows[:80])]
+    assert np.mean(train_probs) == pytest.approx(FAST.accept_rate_prior, abs=0.05)
     trained.save(tmp_path / "rm")
     loaded = RewardModel.load(tmp_path / "rm")
-    assert loaded.score(held_out, cache_dir=cache_dir) == scores
-    # a schema.Paper is scored through its title, abstract and LaTeX; reward_of gives the same number
-    paper = Paper(title=held_out[0]["title"], abstract=held_out[0]["abstract"])
-    assert reward_of(paper, tmp_path / "rm") == pytest.approx(trained.score([paper], cache_dir=cache_dir)[0]["reward"])
+    assert loaded.score(held) == scores
+    paper = Paper(title=held[0]["title"], abstract=held[0]["abstract"], latex=held[0]["text"])
+    assert reward_of(paper, tmp_path / "rm") == pytest.approx(trained.score([paper])[0]["reward"])
 
 
-def test_load_refuses_other_embedding_model_and_tampered_file(trained, tmp_path):
+def test_ranker_learned_the_direction_of_the_ratings(trained, rows):
+    # In-sample (80 papers, 2 groups): the predicted order agrees with the human order within each group.
+    from cycleresearcher.reward.fit import group_percentiles, within_group_spearman
+
+    train = rows[:80]
+    groups = [r["group"] for r in train]
+    pct = group_percentiles(np.array([r["mean_rating"] for r in train]), groups)
+    pred = np.array([s["reward"] for s in trained.score(train)])
+    assert within_group_spearman(pred, pct, groups, min_n=10) > 0.3
+
+
+def test_guard_and_injection_push_hacks_down(trained, rows):
+    text = rows[85]["text"]
+    v = make_variants(text, seed=0)
+    scores = trained.score([text, v["word_salad"], v["repeated_paragraph"], v["injected_instruction"]])
+    orig, salad, repeated, injected = scores
+    assert salad["guard_penalty"] > 0 and salad["reward"] < orig["reward"]
+    assert repeated["guard_penalty"] > 0 and repeated["reward"] < orig["reward"]
+    assert any("repeated" in r for r in repeated["guard_reasons"])
+    assert injected["penalized"] and injected["reward"] == 1.0 and injected["accept_prob"] == 0.0
+    assert injected["flags"] and injected["unpenalized_reward"] > 1.0
+
+
+def test_generated_paper_stages_are_checked(trained):
+    paper = Paper(title="T", abstract="A", latex="\\section{Intro} text",
+                  experimental_setup=[{"name": "e1", "description": "d"}],
+                  experimental_results=[{"name": "e2", "result": {}, "description": "d"}])
+    assert stage_problems(paper) == ["results do not match the setup", "no conclusion"]
+    complete = Paper(title="T", abstract="A", latex="\\section{Intro} text", conclusion_latex="\\section{C} x",
+                     experimental_setup=[{"name": "e1", "description": "d"}],
+                     experimental_results=[{"name": "e1", "result": {}, "description": "d"}])
+    a, b = trained.score([paper, complete])
+    assert len(a["missing_stages"]) == 2 and not b["missing_stages"]
+    assert a["guard_penalty"] >= 2 * trained.config.stage_penalty
+
+
+def test_load_refuses_other_versions_and_tampered_files(trained, tmp_path):
     folder = trained.save(tmp_path / "rm")
     cfg = json.loads((folder / "config.json").read_text())
     cfg["embedding_model"] = "intfloat/e5-large"
     (folder / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(RewardModelError, match="e5-large"):
         RewardModel.load(folder)
+    cfg["embedding_model"], cfg["format_version"] = embed.EMBEDDING_MODEL, 1
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(RewardModelError, match="retrain"):
+        RewardModel.load(folder)
     folder = trained.save(tmp_path / "rm2")
-    with open(folder / "model.joblib", "ab") as fh:
+    with open(folder / "model.npz", "ab") as fh:
         fh.write(b"\0")
     with pytest.raises(RewardModelError, match="sha256"):
         RewardModel.load(folder)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(RewardModelError, match="not a reward model folder"):
         RewardModel.load(tmp_path / "missing")
 
 
-def test_reward_learned_the_direction_of_the_ratings(trained, iclr, cache_dir):
-    # In-sample, accepted papers get a higher predicted rating than rejected ones.
-    #
-    # We also tried: real held-out abstracts against word salad (random words of the same vocabulary and
-    # length). The model does NOT rank the real ones higher (5.85 vs 5.87 mean reward): it never saw garbage
-    # in training, so text far from real papers is out of distribution. Judge generated papers with an
-    # independent reviewer too (`eval papers --judge`), not with this reward alone.
-    scores = trained.score(iclr[:80], cache_dir=cache_dir)
-    acc = [s["reward"] for s, r in zip(scores, iclr) if r["decision"] == "Accept"]
-    rej = [s["reward"] for s, r in zip(scores, iclr) if r["decision"] == "Reject"]
-    assert np.mean(acc) > np.mean(rej)
-    probs = [s["accept_prob"] for s in scores]
-    assert np.std([s["reward"] for s in scores]) > 0.01 and np.std(probs) > 0.001  # not a constant
-
-
 def test_train_rejects_unusable_rows():
-    with pytest.raises(ValueError, match="at least 10"):
+    with pytest.raises(InputError, match="at least 10"):
         RewardModel.train([{"title": "x", "ratings": [5], "decision": "Accept"}], FAST)
 
 
-def test_cli_reward_train_and_score(iclr, tmp_path):
+def test_card_and_cli(rows, tmp_path):
     from datasets import Dataset, DatasetDict
     from typer.testing import CliRunner
 
     from cycleresearcher.cli import app
+    from cycleresearcher.data.reward_training import train_with_card
+
+    card = train_with_card(tmp_path / "carded", rows=rows, config=FAST, heldout="NeurIPS-2025", probe_papers=4,
+                           n_resamples=50)
+    h = card["heldout"]
+    assert h["n_papers"] == 30 and set(h["systems"]) == {"model", "length_clean", "length_raw", "constant",
+                                                         "single_human"}
+    assert h["systems"]["constant"]["roc_auc"]["value"] == 0.5
+    assert set(card["hacking_suite"]["variants"]) >= {"word_salad", "padded_boilerplate", "sections_deleted"}
+    assert "Hacking suite" in (tmp_path / "carded" / "MODEL_CARD.md").read_text()
+    assert RewardModel.load(tmp_path / "carded").meta["n_train"] == 100
 
     data = tmp_path / "review"
-    DatasetDict({"train": Dataset.from_list(iclr[:30])}).save_to_disk(str(data))
+    small = [{k: r[k] for k in ("paper_id", "title", "abstract", "text", "ratings", "decision", "group")}
+             for r in rows[:30]]
+    DatasetDict({"train": Dataset.from_list(small)}).save_to_disk(str(data))
     runner = CliRunner()
     out = tmp_path / "rm"
-    result = runner.invoke(app, ["reward", "train", "--data", str(data), "--out", str(out)])
+    result = runner.invoke(app, ["reward", "train", "--data", str(data), "--out", str(out), "--probe-papers", "0",
+                                 "--max-chunks", "2", "--chunk-tokens", "64"])
     assert result.exit_code == 0, result.output
     assert json.loads((out / "config.json").read_text())["meta"]["n_train"] == 30
     paper = tmp_path / "paper.md"
-    paper.write_text(f"# {iclr[40]['title']}\n\n## Abstract\n\n{iclr[40]['abstract']}\n")
+    paper.write_text(rows[40]["text"])
     result = runner.invoke(app, ["reward", "score", str(out), str(paper), "--json"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     line = json.loads(result.output)

@@ -11,7 +11,7 @@ from .app import app
 
 def _load_commands() -> None:
     # Import for side effects: each module adds its commands to `app`.
-    from . import agents, cycle, data, detect, evaluate, models, train  # noqa: F401
+    from . import agents, cycle, data, detect, evaluate, models, reward, train  # noqa: F401
     from . import serve  # noqa: F401  (the web UI)
 
 

@@ -1,7 +1,5 @@
-"""`eval reviewer|papers`, `reward train|score`: evaluation with honest baselines.
+"""`eval reviewer|papers`: evaluation with honest baselines (the reward commands are in cli/reward.py).
 
-    cycleresearcher reward train --data data/review --out runs/reward
-    cycleresearcher reward score runs/reward paper.tex notes.md
     cycleresearcher eval reviewer --reviewer reward:runs/reward --data data/review --split test --out eval/
     cycleresearcher eval reviewer --reviewer local --data data/review --limit 20 --out eval-local/
     cycleresearcher eval papers runs/demo --judge reward:runs/reward
@@ -9,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Optional
 
@@ -20,9 +17,7 @@ from .app import app
 from .common import clean_errors, console
 
 eval_app = typer.Typer(help="Evaluate reviewers and generated papers.", no_args_is_help=True)
-reward_app = typer.Typer(help="The fast scalar reward model.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
-app.add_typer(reward_app, name="reward")
 
 
 def _fmt(estimate: Optional[dict[str, Any]]) -> str:
@@ -52,52 +47,6 @@ def _print_report(report: dict[str, Any]) -> None:
         console.print(f"[yellow]excluded papers: {excluded}[/yellow]")
     console.print("proxy error: each human reviewer left out in turn; the target is the mean of the others "
                   "(single_human is that reviewer's own error against the same target).")
-
-
-@reward_app.command("train")
-def reward_train(data: Path = typer.Option(..., help="Review dataset folder (datasets.save_to_disk) with a train split."),
-                 out: Path = typer.Option(..., help="Folder for model.joblib + config.json."),
-                 split: str = typer.Option("train", help="Split to train on."),
-                 max_chunks: Optional[int] = typer.Option(None, help="Embedded chunks per paper (cost grows "
-                                                                     "linearly; default: RewardConfig's)."),
-                 chunk_tokens: Optional[int] = typer.Option(None, help="Tokens per chunk, <= 256 (default: "
-                                                                       "RewardConfig's)."),
-                 no_length: bool = typer.Option(False, "--no-length", help="Leave out the word/section count features.")):
-    """Train the scalar reward model (predicted mean rating + accept probability) on a Review dataset."""
-    from ..evaluate import load_split
-    from ..reward import RewardConfig, RewardModel
-
-    with clean_errors():
-        cfg = RewardConfig(use_length=not no_length)
-        cfg.chunk_tokens = chunk_tokens or cfg.chunk_tokens
-        cfg.max_chunks = max_chunks or cfg.max_chunks
-        model = RewardModel.train(load_split(data, split), cfg)
-        model.save(out)
-    console.print(f"saved to {out}: " + json.dumps({k: v for k, v in model.meta.items() if k != "features"}))
-
-
-@reward_app.command("score")
-def reward_score(model_dir: Path = typer.Argument(..., help="Folder written by `reward train`."),
-                 files: list[Path] = typer.Argument(..., help="Papers: .tex, .pdf, .md, .txt, folders, archives."),
-                 as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table.")):
-    """Score papers with the reward model: reward (predicted mean rating) and accept probability."""
-    from ..paper_text import judge_text
-    from ..reward import RewardModel
-
-    with clean_errors():
-        model = RewardModel.load(model_dir)
-        scores = model.score([judge_text(f) for f in files])
-    if as_json:
-        for f, s in zip(files, scores):
-            console.print_json(json.dumps({"file": str(f), **s}))
-        return
-    table = Table(title=f"reward model {model_dir}")
-    table.add_column("paper")
-    table.add_column("reward", justify="right")
-    table.add_column("accept prob", justify="right")
-    for f, s in zip(files, scores):
-        table.add_row(str(f), f"{s['reward']:.2f}", f"{s['accept_prob']:.2f}")
-    console.print(table)
 
 
 @eval_app.command("reviewer")

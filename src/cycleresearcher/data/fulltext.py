@@ -7,7 +7,7 @@
 A row: paper_id, source, venue, year, track, group ("NeurIPS-2023-main": ratings are compared within a group
 only), title, abstract, text (cleaned by `reward.text.clean_paper_text`; empty for abstract-only sources),
 abstract_only, ratings (one per reviewer, on the venue's scale), rating_max (6 or 10), mean_rating, decision
-("Accept" / "Reject"), removed (what the cleaning removed, by kind).
+("Accept" / "Reject"), raw_words (word count before cleaning), removed (what the cleaning removed, by kind).
 
 Sources (see shared/data/*/README.md): `neurips2023_2024` (7,634 papers, Nougat OCR), `neurips2025` (1,499,
 Docling), `neurips2025_extra` (the 108 papers of reviews_real/papers.jsonl not in the 1,499), `iclr2017_2018`
@@ -69,7 +69,7 @@ def _row(paper_id: str, source: str, venue: str, year: int, track: str, title: s
             "ratings": ratings, "rating_max": rating_max,
             "mean_rating": sum(ratings) / len(ratings) if ratings else None,
             "decision": None if accepted is None else ("Accept" if accepted else "Reject"),
-            "removed": dict(cleaned.removed) if cleaned else {}}
+            "raw_words": len(raw.split()), "removed": dict(cleaned.removed) if cleaned else {}}
 
 
 def _neurips2023_2024(data: Path, clean: bool) -> Iterator[dict[str, Any]]:

@@ -168,3 +168,61 @@ def integrity_features(text: str, bigrams: Optional[frozenset[str]] = None, seed
 def paper_features(text: str, bigrams: Optional[frozenset[str]] = None) -> np.ndarray:
     """(len(STRUCTURE) + len(INTEGRITY),) for a cleaned text."""
     return np.asarray(structure_features(text) + integrity_features(text, bigrams), dtype=float)
+
+
+# ---- the feature matrix ---------------------------------------------------------------------------------------
+
+EMBED_STATS = ("chunk_adjacent_cos", "chunk_to_first_cos", "chunk_mean_norm")
+FEATURE_VERSION = 1  # bump when a feature's definition changes: cached hand features are keyed by it
+
+
+def embedding_features(chunks: np.ndarray) -> tuple[np.ndarray, list[float]]:
+    """(384,) normalised mean of a paper's chunk embeddings, and EMBED_STATS: how alike neighbouring chunks
+    are, how alike each chunk is to the first (title and abstract), and the norm of the plain mean (1 when
+    every chunk says the same thing, lower when they wander)."""
+    c = np.asarray(chunks, dtype=float)
+    mean = c.mean(0)
+    norm = float(np.linalg.norm(mean))
+    if len(c) < 2:
+        return mean / max(norm, 1e-12), [1.0, 1.0, norm]
+    adjacent = float(np.mean(np.sum(c[1:] * c[:-1], axis=1)))
+    to_first = float(np.mean(c[1:] @ c[0]))
+    return mean / max(norm, 1e-12), [adjacent, to_first, norm]
+
+
+def _hand_key(text: str, table_id: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(f"v{FEATURE_VERSION}\0{table_id}\0{text}".encode("utf-8")).hexdigest()
+
+
+def hand_features(texts: Sequence[str], bigrams: Optional[frozenset[str]], table_id: str = "",
+                  cache_dir=None) -> np.ndarray:
+    """(n, len(STRUCTURE) + len(INTEGRITY)) for cleaned texts, cached per text under `cache_dir` when given
+    (training reads the same 9k papers on every run; scoring new papers passes no cache)."""
+    from pathlib import Path
+
+    out = np.zeros((len(texts), len(STRUCTURE) + len(INTEGRITY)))
+    for i, t in enumerate(texts):
+        path = None
+        if cache_dir is not None:
+            key = _hand_key(t, table_id)
+            path = Path(cache_dir) / key[:2] / f"{key}.npy"
+            if path.exists():
+                try:
+                    vec = np.load(path, allow_pickle=False)
+                    if vec.shape == out.shape[1:]:
+                        out[i] = vec
+                        continue
+                except (OSError, ValueError):
+                    pass
+        out[i] = paper_features(t, bigrams)
+        if path is not None:
+            import io as _bytes
+
+            from ..io import write_bytes_atomic
+
+            buffer = _bytes.BytesIO()
+            np.save(buffer, out[i], allow_pickle=False)
+            write_bytes_atomic(path, buffer.getvalue())
+    return out

@@ -232,16 +232,17 @@ def clean_paper_text(text: str) -> CleanText:
     text = _cut_before_abstract(text, removed)
     text = _ACK_OPENER.sub(lambda m: f"## {m.group(1)}\n\n", text)
     text = _drop_and_cut(text, removed)
-    text, k = _drop_sentences(text, _SENTENCE_CUES)  # before the URLs go: "code at https://..." is a cue
-    if k:
-        removed["cue_sentences"] += k
-    for kind, pattern, repl in (("urls", _URL, ""), ("emails", _EMAIL, ""), ("footers", _FOOTER, ""),
-                                ("appendix_mentions", _APPENDIX_MENTION, ""), ("line_numbers", _LINE_NUMBER, "")):
-        text, k = pattern.subn(repl, text)
+    # Phrases first, sentences last: a URL's dots would split the sentence that mentions it ("code at https://..."),
+    # and a removed phrase can join the words of a cue.
+    for kind, pattern in (("urls", _URL), ("emails", _EMAIL), ("footers", _FOOTER),
+                          ("appendix_mentions", _APPENDIX_MENTION), ("line_numbers", _LINE_NUMBER)):
+        text, k = pattern.subn("", text)
         if k:
             removed[kind] += k
+    text, k = _drop_sentences(text, _SENTENCE_CUES)
+    if k:
+        removed["cue_sentences"] += k
     text = re.sub(r"[ \t]+\n", "\n", text)
-    text = re.sub(r"\(\s*\)|\[\s*\]", "", text)  # what a removed link leaves behind
     text = re.sub(r"\n{3,}", "\n\n", text).strip()
     return CleanText(text, removed)
 
