@@ -17,6 +17,7 @@ Docling), `neurips2025_extra` (the 108 papers of reviews_real/papers.jsonl not i
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import logging
 import os
@@ -24,12 +25,14 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
 from ..errors import InputError
-from ..reward.text import clean_paper_text, compose_text
+from ..io import home, write_bytes_atomic
+from ..reward.text import CLEAN_VERSION, clean_paper_text, compose_text
 
 log = logging.getLogger(__name__)
 
 SOURCES = ("neurips2023_2024", "neurips2025", "neurips2025_extra", "iclr2017_2018")
 DATA_ENV = "CYCLERESEARCHER_DATA"
+ROW_VERSION = 1  # bump when a row's fields change
 
 
 def shared_data_dir(start: Optional[Path] = None) -> Optional[Path]:
@@ -69,7 +72,8 @@ def _row(paper_id: str, source: str, venue: str, year: int, track: str, title: s
             "ratings": ratings, "rating_max": rating_max,
             "mean_rating": sum(ratings) / len(ratings) if ratings else None,
             "decision": None if accepted is None else ("Accept" if accepted else "Reject"),
-            "raw_words": len(raw.split()), "removed": dict(cleaned.removed) if cleaned else {}}
+            "raw_words": len(raw.split()), "removed": dict(cleaned.removed) if cleaned else {},
+            "clean_version": CLEAN_VERSION if cleaned else None}
 
 
 def _neurips2023_2024(data: Path, clean: bool) -> Iterator[dict[str, Any]]:
@@ -106,15 +110,39 @@ def _iclr(data: Path, clean: bool) -> Iterator[dict[str, Any]]:
                    str(r.get("decision", "")).lower() == "accept", clean)
 
 
+def _cache_path(data: Path, sources: Sequence[str], clean: bool, min_ratings: int) -> Path:
+    """io.home()/reward/rows/<key>.jsonl.gz, keyed by the input files (name, size, mtime), the sources asked
+    for and the cleaner's version: cleaning 10k papers takes minutes, reading them back seconds."""
+    files = sorted(p for p in data.rglob("*.jsonl*") if p.is_file())
+    stamp = [(str(p.relative_to(data)), p.stat().st_size, int(p.stat().st_mtime)) for p in files]
+    key = json.dumps([stamp, sorted(sources), clean, min_ratings, CLEAN_VERSION, ROW_VERSION])
+    return home() / "reward" / "rows" / (hashlib.sha256(key.encode()).hexdigest()[:20] + ".jsonl.gz")
+
+
 def load_fulltext_rows(data: Optional[Path] = None, sources: Sequence[str] = SOURCES, clean: bool = True,
-                       min_ratings: int = 1) -> list[dict[str, Any]]:
-    """Rows of the named shared sources (default: all), each paper once, with `min_ratings` ratings or more."""
+                       min_ratings: int = 1, cache: bool = True) -> list[dict[str, Any]]:
+    """Rows of the named shared sources (default: all), each paper once, with `min_ratings` ratings or more.
+    Cleaned rows are cached under io.home() (see `_cache_path`) unless cache=False."""
     data = Path(data) if data is not None else shared_data_dir()
     if data is None or not data.is_dir():
         raise InputError("the shared data folder was not found; pass --data DIR or set CYCLERESEARCHER_DATA")
     unknown = set(sources) - set(SOURCES)
     if unknown:
         raise InputError(f"unknown sources {sorted(unknown)}; known: {', '.join(SOURCES)}")
+    path = _cache_path(data, sources, clean, min_ratings) if cache and clean else None
+    if path is not None and path.exists():
+        try:
+            return list(_jsonl(path))
+        except (InputError, OSError, EOFError) as exc:
+            log.warning("ignoring the unreadable row cache %s: %s", path, exc)
+    rows = _load(data, sources, clean, min_ratings)
+    if path is not None:
+        payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+        write_bytes_atomic(path, gzip.compress(payload, compresslevel=3))
+    return rows
+
+
+def _load(data: Path, sources: Sequence[str], clean: bool, min_ratings: int) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for name in SOURCES:

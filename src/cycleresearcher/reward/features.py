@@ -59,7 +59,7 @@ def _log(x: float) -> float:
 
 
 def words(text: str) -> list[str]:
-    return [w.lower() for w in _WORD.findall(text)]
+    return _WORD.findall(text.lower())
 
 
 def _section_text(text: str, head: re.Pattern) -> str:
@@ -123,10 +123,10 @@ def common_bigrams(texts: Iterable[str], size: int = 30000) -> frozenset[str]:
     return frozenset(k for k, _ in counts.most_common(size))
 
 
-def _cohesion(sents: Sequence[str], rng: random.Random, max_pairs: int = 300) -> float:
+def _cohesion(sent_words: Sequence[list[str]], rng: random.Random, max_pairs: int = 300) -> float:
     """Mean content-word Jaccard overlap of neighbouring sentences divided by that of random sentence pairs of
     the same text: about 1 for shuffled sentences, higher for real prose (sentences continue each other)."""
-    sets = [{w for w in words(s) if len(w) >= _CONTENT_MIN} for s in sents]
+    sets = [{w for w in ws if len(w) >= _CONTENT_MIN} for ws in sent_words]
     sets = [s for s in sets if s]
     n = len(sets)
     if n < 6:
@@ -146,13 +146,13 @@ def _cohesion(sents: Sequence[str], rng: random.Random, max_pairs: int = 300) ->
 def integrity_features(text: str, bigrams: Optional[frozenset[str]] = None, seed: int = 0) -> list[float]:
     """Values in the order of INTEGRITY for a cleaned text (bigram_hit_rate is 0 without a bigram table)."""
     sents = sentences(text)
-    normalized = [" ".join(words(s)) for s in sents]
-    normalized = [s for s in normalized if s]
+    sent_words = [words(s) for s in sents]
+    normalized = [" ".join(ws) for ws in sent_words if ws]
     repeated = 1 - len(set(normalized)) / len(normalized) if normalized else 0.0
     w = words(text)
-    grams = [" ".join(w[i:i + 8]) for i in range(0, max(len(w) - 7, 0))]
-    counts = Counter(grams)
-    rep8 = sum(c for c in counts.values() if c > 1) / len(grams) if grams else 0.0
+    n_grams = max(len(w) - 7, 0)
+    counts = Counter(zip(*(w[k:k + n_grams] for k in range(8)))) if n_grams else Counter()
+    rep8 = sum(c for c in counts.values() if c > 1) / n_grams if n_grams else 0.0
     raw = " ".join(text.split()).encode("utf-8")[:200_000]
     ratio = len(zlib.compress(raw, 6)) / len(raw) if len(raw) > 200 else 0.5
     if bigrams and len(w) > 1:
@@ -160,7 +160,7 @@ def integrity_features(text: str, bigrams: Optional[frozenset[str]] = None, seed
         hit = sum(p in bigrams for p in pairs) / len(pairs)
     else:
         hit = 0.0
-    cohesion = _cohesion(sents, random.Random(seed))
+    cohesion = _cohesion(sent_words, random.Random(seed))
     mean_len = float(np.mean([len(s.split()) for s in sents])) if sents else 0.0
     return [repeated, rep8, ratio, hit, cohesion, math.log1p(mean_len)]
 

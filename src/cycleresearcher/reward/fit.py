@@ -21,10 +21,9 @@ import numpy as np
 
 from ..embed import default_cache_dir
 from ..errors import InputError
-from ..io import home
 from .features import GUARD_DIRECTIONS, INTEGRITY, STRUCTURE, common_bigrams
 from .stats import spearman
-from .text import clean_paper_text, item_text
+from .text import model_text
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +161,7 @@ def fit_reward_model(rows: Sequence[Mapping[str, Any]], cfg, cache_dir: Optional
     usable = [r for r in rows if row_ratings(r) and (cfg.include_abstract_only or not r.get("abstract_only"))]
     if len(usable) < 10:
         raise InputError(f"the reward model needs at least 10 rows with ratings; got {len(usable)}")
-    texts = [clean_paper_text(item_text(r)).text for r in usable]
+    texts = [model_text(r) for r in usable]
     groups = [row_group(r) for r in usable]
     means = np.array([np.mean(row_ratings(r)) for r in usable])
     pct = group_percentiles(means, groups)
@@ -172,8 +171,7 @@ def fit_reward_model(rows: Sequence[Mapping[str, Any]], cfg, cache_dir: Optional
     bigrams = common_bigrams(table_texts, cfg.bigram_table)
     table_id = hashlib.sha256("\n".join(sorted(bigrams)).encode()).hexdigest()[:16]
     # Both caches are keyed by content: a changed text, feature definition or bigram table is a miss.
-    x, hand = featurize(texts, cfg, bigrams, table_id, embed_cache=cache_dir or default_cache_dir(),
-                        hand_cache=(Path(cache_dir) / "hand") if cache_dir else home() / "reward" / "features")
+    x, hand = featurize(texts, cfg, bigrams, table_id, cache_dir=cache_dir or default_cache_dir())
     feature_seconds = time.monotonic() - start
     mean, scale = x.mean(0), x.std(0)
     scale[scale < 1e-9] = 1.0

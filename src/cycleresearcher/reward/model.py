@@ -38,7 +38,7 @@ from ..injection import find_injections
 from ..io import home, read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
 from ..schema import Paper
 from .features import (EMBED_STATS, GUARD_DIRECTIONS, INTEGRITY, STRUCTURE, embedding_features, hand_features)
-from .text import Item, clean_paper_text, item_text
+from .text import Item, item_text, model_text
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +104,12 @@ class RewardConfig:
 
 
 def featurize(texts: Sequence[str], cfg: RewardConfig, bigrams: frozenset[str], table_id: str,
-              embed_cache: Optional[Path] = None, hand_cache: Optional[Path] = None) -> tuple[np.ndarray, np.ndarray]:
+              cache_dir: Optional[Path] = None) -> tuple[np.ndarray, np.ndarray]:
     """(model features (n, len(cfg.feature_names())), hand features (n, STRUCTURE + INTEGRITY)) of cleaned
-    texts. Hand features are always computed: the guard reads them whatever the config uses."""
-    hand = hand_features(texts, bigrams, table_id, cache_dir=hand_cache)
+    texts. Hand features are always computed: the guard reads them whatever the config uses. With `cache_dir`
+    embeddings are cached there and hand features in its `hand` folder (both keyed by content)."""
+    hand = hand_features(texts, bigrams, table_id, cache_dir=Path(cache_dir) / "hand" if cache_dir else None)
+    embed_cache = cache_dir
     parts = []
     if cfg.use_embedding:
         chunks = embed_chunks(list(texts), chunk_tokens=cfg.chunk_tokens, max_chunks=cfg.max_chunks,
@@ -209,8 +211,8 @@ class RewardModel:
         if not items:
             return []
         raw = [item_text(i) for i in items]
-        cleaned = [clean_paper_text(t).text for t in raw]
-        x, hand = featurize(cleaned, self.config, self.bigrams, self.table_id, embed_cache=cache_dir)
+        cleaned = [model_text(i) for i in items]
+        x, hand = featurize(cleaned, self.config, self.bigrams, self.table_id, cache_dir=cache_dir)
         z = self.raw_scores(x)
         penalty, reasons = self.guard(hand)
         stages = [stage_problems(i) if isinstance(i, Paper) else [] for i in items]
