@@ -2,6 +2,7 @@
 
     cycleresearcher eval reviewer --reviewer reward:runs/reward --data data/review --split test --out eval/
     cycleresearcher eval reviewer --reviewer local --data data/review --limit 20 --out eval-local/
+    cycleresearcher eval reviewer --reviewer reward:fit --data ../shared/data --split-by-year 2025 --hacking 100
     cycleresearcher eval papers runs/demo --judge reward:runs/reward
 """
 
@@ -50,10 +51,15 @@ def _print_report(report: dict[str, Any]) -> None:
 
 
 @eval_app.command("reviewer")
-def eval_reviewer(reviewer: str = typer.Option(..., help="reward:DIR, constant, length, or a backend spec "
-                                                         "(local, hf:PATH, openai:MODEL@URL, ...)."),
-                  data: Path = typer.Option(..., help="Review dataset folder with train and test splits."),
+def eval_reviewer(reviewer: str = typer.Option(..., help="reward:DIR, reward:fit (train one on the train side), "
+                                                         "constant, length, or a backend spec (local, hf:PATH, ...)."),
+                  data: Path = typer.Option(..., help="Review dataset folder with train and test splits, or the "
+                                                      "shared data folder with --split-by-year / --test-venue."),
                   split: str = typer.Option("test", help="Split to evaluate on."),
+                  split_by_year: Optional[int] = typer.Option(None, help="Test on this year, train on the others."),
+                  train_venue: Optional[str] = typer.Option(None, help="Train side: groups/venues with this prefix."),
+                  test_venue: Optional[str] = typer.Option(None, help="Test side: groups/venues with this prefix."),
+                  hacking: int = typer.Option(0, help="Run the hacking suite on N test papers (reward models)."),
                   limit: Optional[int] = typer.Option(None, help="Evaluate the first N papers only."),
                   out: Optional[Path] = typer.Option(None, help="Folder for report.json, calibration.png, predictions."),
                   resamples: int = typer.Option(1000, help="Bootstrap resamples."),
@@ -61,11 +67,21 @@ def eval_reviewer(reviewer: str = typer.Option(..., help="reward:DIR, constant, 
                   n_reviewers: int = typer.Option(4, help="Reviews per paper for a model reviewer.")):
     """Score a reviewer on a Review dataset beside the constant, single-human and length-only baselines."""
     from ..evaluate import evaluate_reviewer_spec
+    from ..evaluate.splits import evaluate_reviewer_split
 
     with clean_errors():
-        report = evaluate_reviewer_spec(reviewer, data, split=split, limit=limit, out_dir=out,
-                                        n_resamples=resamples, seed=seed, n_reviewers=n_reviewers)
+        if split_by_year is not None or train_venue or test_venue or reviewer.strip() == "reward:fit" or hacking:
+            report = evaluate_reviewer_split(reviewer, data, by_year=split_by_year, train_venue=train_venue,
+                                             test_venue=test_venue, limit=limit, out_dir=out, n_resamples=resamples,
+                                             seed=seed, n_reviewers=n_reviewers, hacking=hacking)
+        else:
+            report = evaluate_reviewer_spec(reviewer, data, split=split, limit=limit, out_dir=out,
+                                            n_resamples=resamples, seed=seed, n_reviewers=n_reviewers)
     _print_report(report)
+    suite = report.get("hacking_suite")
+    if suite:
+        console.print(f"hacking suite ({suite['n_papers']} papers): share scoring below the original: " + "; ".join(
+            f"{k} {v['share_below']:.3f}" for k, v in suite["variants"].items()) + f" (passed: {suite['passed']})")
     if out is not None:
         console.print(f"wrote {out / 'report.json'} and {out / 'calibration.png'}")
 
