@@ -201,3 +201,17 @@ def test_card_and_cli(rows, tmp_path):
     assert line["file"] == str(paper) and 0 <= line["accept_prob"] <= 1 and 1 <= line["reward"] <= 10
     result = runner.invoke(app, ["reward", "score", str(tmp_path / "nowhere"), str(paper)])
     assert result.exit_code == 1 and "not a reward model folder" in " ".join(result.output.split())
+
+
+def test_ensure_default_model_copies_the_shipped_one_once(trained, tmp_path, monkeypatch):
+    from cycleresearcher.data import reward_training
+    from cycleresearcher.reward import default_reward_dir, model as model_module
+
+    shipped = trained.save(tmp_path / "shipped")
+    monkeypatch.setattr(model_module, "PACKAGED_DIR", shipped)
+    calls = []
+    monkeypatch.setattr(reward_training, "train_with_card", lambda *a, **k: calls.append(a))
+    path = reward_training.ensure_default_reward_model()
+    assert path == default_reward_dir() and RewardModel.load(path).meta == trained.meta and not calls
+    (shipped / "config.json").unlink()  # a second call keeps the copy: nothing is read or trained again
+    assert reward_training.ensure_default_reward_model() == path and not calls

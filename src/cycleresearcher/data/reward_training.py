@@ -206,15 +206,29 @@ def render_card(card: Mapping[str, Any]) -> str:
 
 
 def ensure_default_reward_model(data: Optional[Path] = None, out: Optional[Path] = None, **kwargs: Any) -> Path:
-    """The default reward model folder (io.home()/reward/default), trained from the shared data the first time
-    it is asked for and reused afterwards. Raises InputError when it is missing and no data is found."""
+    """The default reward model folder (io.home()/reward/default), ready to load: kept from an earlier call,
+    else copied from the model shipped in the package, else trained from the shared data (once; `kwargs` go
+    to `train_with_card`). Never retrained when a loadable model is there."""
+    import shutil
+
+    from ..reward import packaged_reward_dir
+
     out = Path(out) if out is not None else default_reward_dir()
     try:
         RewardModel.load(out)
         return out
     except InputError as exc:
         if (out / "config.json").exists():
-            log.warning("retraining the default reward model: %s", exc)
+            log.warning("replacing the default reward model: %s", exc)
+    packaged = packaged_reward_dir()
+    if packaged is not None:
+        RewardModel.load(packaged)  # refuses a shipped model that does not match this installation
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(packaged, tmp)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)  # whole folder or nothing: a crash leaves no half-copied model
+        return out
     log.info("training the default reward model into %s (once)", out)
     train_with_card(out, data=data, **kwargs)
     return out

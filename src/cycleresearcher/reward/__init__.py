@@ -11,7 +11,7 @@ statistics, embedding pooling), fit.py (within-group ranking, guard, rating map,
 """
 
 from .model import (RewardConfig, RewardModel, RewardModelError, default_reward_dir, featurize,  # noqa: F401
-                    reward_of, stage_problems)
+                    packaged_reward_dir, reward_of, stage_problems)
 from .text import clean_paper_text, compose_text, item_text, paper_text  # noqa: F401
 
 _item_text = item_text  # the name older callers import

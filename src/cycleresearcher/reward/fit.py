@@ -217,7 +217,7 @@ def fit_reward_model(rows: Sequence[Mapping[str, Any]], cfg, cache_dir: Optional
     model.meta.update({
         "n_train": len(usable), "n_full_text": int(full.sum()), "groups": {g: groups.count(g) for g in sorted(set(groups))},
         "train_accept_rate": round(float(np.mean(labelled)), 4) if labelled else None,
-        "c": best_c, "validation_spearman_by_c": {str(k): round(v, 4) for k, v in tried.items()},
+        "c": best_c, "validation_spearman_by_c": {str(k): None if np.isnan(v) else round(v, 4) for k, v in tried.items()},
         "n_features": int(x.shape[1]), "feature_seconds": round(feature_seconds, 1),
         "train_seconds": round(time.monotonic() - start, 1), "accept_slope": round(slope, 4),
         "top_weights": _top_weights(cfg.feature_names(), w)})

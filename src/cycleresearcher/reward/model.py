@@ -290,9 +290,18 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+PACKAGED_DIR = Path(__file__).resolve().parent / "default"  # the default model, trained on the shared data
+
+
 def default_reward_dir() -> Path:
-    """io.home()/reward/default: where `ensure_default_reward_model` keeps the model trained on the shared data."""
+    """io.home()/reward/default: where `data.reward_training.ensure_default_reward_model` keeps the default model
+    (copied from the one shipped in this package, or trained from the shared data)."""
     return home() / "reward" / "default"
+
+
+def packaged_reward_dir() -> Optional[Path]:
+    """The default model shipped inside the package (reward/default), or None when this install has none."""
+    return PACKAGED_DIR if (PACKAGED_DIR / CONFIG_FILE).exists() else None
 
 
 @functools.lru_cache(maxsize=4)
