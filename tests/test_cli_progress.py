@@ -54,7 +54,7 @@ def test_local_bar_moves_per_token_and_ends_at_the_tokens_made(lively_backend, m
         bars.append(RecordingBar(sum(len(b) * b[0].max_new_tokens for b in batches)) if progress else None)
         return bars[-1]
 
-    monkeypatch.setattr(local, "_token_bar", token_bar)
+    monkeypatch.setattr(local, "token_bar", token_bar)
     requests = [GenerationRequest(messages=[{"role": "user", "content": text}], n=n, max_new_tokens=16,
                                   temperature=1.0, seed=3, stage="research")
                 for text, n in (("hello there", 2), ("graph neural networks", 1), ("x", 1))]

@@ -17,6 +17,44 @@ from .output import write_plain
 
 BACKEND_HELP = "Backend spec: local, hf:PATH, openai:MODEL@URL, vllm:PATH."
 
+# The embedded 135M model writes 250-400 useful tokens, then repeats a paragraph until the token limit, and a
+# re-ask does not mend it (measured on research and review prompts): on it, samples stop at the first verbatim
+# repeat of 48 tokens, limits are lower and `research` does not re-ask. Other backends keep the full defaults.
+EMBEDDED_LOOP_TOKENS = 48
+
+
+def is_embedded(spec: str) -> bool:
+    return spec.strip().split(":", 1)[0].split("?", 1)[0] == "local"
+
+
+def embedded_spec(spec: str, bf16: Optional[bool] = None) -> str:
+    """`local[...]` with the loop stop and, on CPUs that compute bfloat16 natively, dtype=bfloat16 (each unless
+    the spec sets it); other specs unchanged."""
+    spec = spec.strip()
+    if not is_embedded(spec):
+        return spec
+    if bf16 is None:
+        from ..backends.local import cpu_bf16_is_fast
+
+        bf16 = cpu_bf16_is_fast()
+    extra = [] if "loops=" in spec else [f"loops={EMBEDDED_LOOP_TOKENS}"]
+    extra += ["dtype=bfloat16"] if bf16 and "dtype=" not in spec and "device=" not in spec else []
+    if not extra:
+        return spec
+    if spec in ("local", "local:", "local?"):
+        return "local:" + "&".join(extra)
+    return spec + "&" + "&".join(extra)
+
+
+def research_defaults(spec: str) -> tuple[int, int]:
+    """(max_new_tokens, max_repairs) for `research` when the options are not given."""
+    return (1024, 0) if is_embedded(spec) else (1536, 1)
+
+
+def review_tokens(spec: str) -> int:
+    """max_new_tokens for `review` (all reviews and the meta-review) when not given."""
+    return 1024 if is_embedded(spec) else 2048
+
 
 @app.command()
 def research(
@@ -27,8 +65,10 @@ def research(
     backend: str = typer.Option("local", help=BACKEND_HELP),
     mode: str = typer.Option("single", help="single (one completion, as the released model) or staged."),
     top_k: int = typer.Option(8, help="References kept after ranking by similarity to the topic."),
-    max_new_tokens: int = typer.Option(1536, help="Tokens per completion."),
-    max_repairs: int = typer.Option(1, help="Re-asks when the LaTeX paper, title or setup is missing."),
+    max_new_tokens: Optional[int] = typer.Option(None, help="Tokens per completion [default: 1536; 1024 on the "
+                                                           "embedded model]."),
+    max_repairs: Optional[int] = typer.Option(None, help="Re-asks when the LaTeX paper, title or setup is missing "
+                                                         "[default: 1; 0 on the embedded model]."),
     temperature: float = typer.Option(0.4, help="Sampling temperature."),
     seed: int = typer.Option(0, help="Sampling seed."),
     runner: Optional[str] = typer.Option(None, help="Experiment command run on setup.json; its JSON results "
@@ -47,9 +87,11 @@ def research(
         for source in (bib, corpus):
             if source is not None:
                 references.extend(load_references(source))
-        config = ResearchConfig(mode=mode, top_k_references=top_k, max_new_tokens=max_new_tokens,
-                                temperature=temperature, seed=seed, max_repairs=max_repairs)
-        researcher = Researcher(get_backend(backend), config)
+        tokens, repairs = research_defaults(backend)
+        config = ResearchConfig(mode=mode, top_k_references=top_k, temperature=temperature, seed=seed,
+                                max_new_tokens=tokens if max_new_tokens is None else max_new_tokens,
+                                max_repairs=repairs if max_repairs is None else max_repairs)
+        researcher = Researcher(get_backend(embedded_spec(backend)), config)
         paper = researcher.write(topic, references, progress=True)
         if runner:
             results = run_experiments(runner, paper, out, timeout=runner_timeout)
@@ -59,7 +101,7 @@ def research(
     for p in paper.problems:
         err_console.print(f"[yellow]problem:[/yellow] {escape(p)}", soft_wrap=True)
     console.print(f"wrote {', '.join(sorted(files))} to {out}  "
-                  f"({paper.provenance.completion_tokens} tokens, {paper.provenance.seconds:.0f} s)")
+                  f"({paper.provenance.completion_tokens} tokens, {paper.provenance.seconds:.0f} s)", soft_wrap=True)
 
 
 @app.command()
@@ -68,7 +110,8 @@ def review(
                                            "folder written by `research`."),
     reviewers: int = typer.Option(4, help="Number of reviewer reviews."),
     backend: str = typer.Option("local", help=BACKEND_HELP),
-    max_new_tokens: int = typer.Option(2048, help="Tokens for all reviews and the meta-review."),
+    max_new_tokens: Optional[int] = typer.Option(None, help="Tokens for all reviews and the meta-review "
+                                                           "[default: 2048; 1024 on the embedded model]."),
     seed: int = typer.Option(0, help="Sampling seed."),
     mode: str = typer.Option("auto", help="set (all reviews in one completion, the CycleReviewer format), "
                                           "per-review (one completion per reviewer; small models), or auto."),
@@ -92,8 +135,9 @@ def review(
         text = read_paper(paper)  # before the model loads: an empty paper is refused at once
         if not text.text.strip():
             raise InputError(f"{paper}: the paper has no text to review")
-        config = ReviewConfig(n_reviewers=reviewers, max_new_tokens=max_new_tokens, seed=seed, mode=mode)
-        review_set = Reviewer(get_backend(backend), config=config).review(text, progress=True)
+        config = ReviewConfig(n_reviewers=reviewers, seed=seed, mode=mode,
+                              max_new_tokens=review_tokens(backend) if max_new_tokens is None else max_new_tokens)
+        review_set = Reviewer(get_backend(embedded_spec(backend)), config=config).review(text, progress=True)
     data = review_set.to_dict()
     if out is not None:
         write_json_atomic(out, data)
@@ -148,7 +192,8 @@ def revise(
     reviews: Path = typer.Option(..., help="ReviewSet JSON (from `review --out` or `review --json`)."),
     out: Optional[Path] = typer.Option(None, help="Folder for the revised paper (default: PAPER_DIR/revised)."),
     backend: str = typer.Option("local", help=BACKEND_HELP),
-    max_new_tokens: int = typer.Option(2048, help="Tokens for the revised paper."),
+    max_new_tokens: Optional[int] = typer.Option(None, help="Tokens for the revised paper [default: 2048; 1024 on "
+                                                           "the embedded model]."),
     seed: int = typer.Option(0, help="Sampling seed."),
     allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="Exit 0 even when the revision lost "
                                                                             "stages the input paper had."),
@@ -168,7 +213,8 @@ def revise(
             raise FileNotFoundError(f"{paper_json} not found; give a folder written by `research`")
         paper = Paper.from_dict(json.loads(paper_json.read_text(encoding="utf-8")))
         review_set = ReviewSet.from_dict(json.loads(reviews.read_text(encoding="utf-8")))
-        researcher = Researcher(get_backend(backend), ResearchConfig(max_new_tokens=max_new_tokens, seed=seed))
+        tokens = review_tokens(backend) if max_new_tokens is None else max_new_tokens  # 2048; 1024 embedded
+        researcher = Researcher(get_backend(embedded_spec(backend)), ResearchConfig(max_new_tokens=tokens, seed=seed))
         revised = researcher.revise(paper, review_set, progress=True)
         target = out or paper_dir / "revised"
         save_paper_folder(revised, target, {"revision_of": str(paper_dir)})
