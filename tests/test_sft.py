@@ -98,3 +98,32 @@ def test_lora_sft_saves_a_merged_model(tiny_model_dir, tmp_path):
     model = AutoModelForCausalLM.from_pretrained(out)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     assert not torch.equal(model.model.layers[1].mlp.up_proj.weight, base.model.layers[1].mlp.up_proj.weight)
+
+
+def test_micro_batches_give_the_same_step_as_one_padded_batch(tiny_model_dir, tmp_path):
+    """One sequence per forward pass (the CPU default, for memory) trains exactly as the whole batch at once:
+    same loss, same weights after the step, although the sequences differ in length."""
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+
+    from cycleresearcher.train.sft import train_sft
+
+    rows = _conversations(4)
+    for i, conv in enumerate(rows):  # different lengths, so the one-batch pass pads
+        conv[-1]["content"] += " More words." * (3 * i)
+    data = Dataset.from_dict({"messages": rows})
+    runs = {}
+    for micro in (4, 1):
+        cfg = SFTConfigLite(learning_rate=1e-3, max_steps=1, batch_size=4, micro_batch_size=micro, max_length=256,
+                            lr_scheduler="constant")
+        metrics = train_sft(f"hf:{tiny_model_dir}", data, tmp_path / f"m{micro}", cfg)
+        assert metrics["micro_batch"] == micro
+        runs[micro] = (metrics["losses"][0], AutoModelForCausalLM.from_pretrained(tmp_path / f"m{micro}"))
+    assert runs[1][0] == pytest.approx(runs[4][0], rel=1e-4)
+    for a, b in zip(runs[1][1].parameters(), runs[4][1].parameters()):
+        assert torch.allclose(a, b, atol=1e-5)
+    assert SFTConfigLite(batch_size=4).micro_batch(cuda=False) == 1
+    assert SFTConfigLite(batch_size=4).micro_batch(cuda=True) == 4
+    with pytest.raises(ConfigError, match="micro_batch_size"):
+        SFTConfigLite(batch_size=4, micro_batch_size=3)
