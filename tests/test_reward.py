@@ -14,7 +14,10 @@ from cycleresearcher.reward.probe import make_variants
 from cycleresearcher.schema import Paper
 
 # Small chunks and few pairs keep the test inside its budget on 2 shared cores; the code path is the default's.
-FAST = RewardConfig(chunk_tokens=64, max_chunks=2, c_grid=(0.01, 0.1), pairs_per_paper=5, bigram_table=5000)
+# Every feature group on (the defaults use fewer), so the tests exercise all of them.
+FAST = RewardConfig(chunk_tokens=64, max_chunks=2, c_grid=(0.01, 0.1), pairs_per_paper=5, bigram_table=5000,
+                    embed_pool="mean", use_embed_stats=True, use_structure=True, use_integrity=True, use_length=True,
+                    objective="pairwise")
 
 
 @pytest.fixture(scope="module")

@@ -123,7 +123,7 @@ def common_bigrams(texts: Iterable[str], size: int = 30000) -> frozenset[str]:
     return frozenset(k for k, _ in counts.most_common(size))
 
 
-def _cohesion(sent_words: Sequence[list[str]], rng: random.Random, max_pairs: int = 300) -> float:
+def _cohesion(sent_words: Sequence[list[str]], rng: random.Random, max_pairs: int = 1000) -> float:
     """Mean content-word Jaccard overlap of neighbouring sentences divided by that of random sentence pairs of
     the same text: about 1 for shuffled sentences, higher for real prose (sentences continue each other)."""
     sets = [{w for w in ws if len(w) >= _CONTENT_MIN} for ws in sent_words]
@@ -173,7 +173,7 @@ def paper_features(text: str, bigrams: Optional[frozenset[str]] = None) -> np.nd
 # ---- the feature matrix ---------------------------------------------------------------------------------------
 
 EMBED_STATS = ("chunk_adjacent_cos", "chunk_to_first_cos", "chunk_mean_norm")
-FEATURE_VERSION = 1  # bump when a feature's definition changes: cached hand features are keyed by it
+FEATURE_VERSION = 2  # bump when a feature's definition changes: cached hand features are keyed by it
 
 
 def embedding_features(chunks: np.ndarray) -> tuple[np.ndarray, list[float]]:

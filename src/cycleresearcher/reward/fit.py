@@ -198,9 +198,10 @@ def fit_reward_model(rows: Sequence[Mapping[str, Any]], cfg, cache_dir: Optional
         edge = float(np.quantile(v, 1 - cfg.guard_quantile if direction > 0 else cfg.guard_quantile))
         edges.append(edge)
         scales.append(max(abs(float(np.median(v)) - edge), 1e-6))
+    cap = float(np.quantile(ref[:, names.index("log_words")], cfg.completeness_quantile))
     arrays: dict[str, np.ndarray] = {"mean": mean, "scale": scale, "weights": w, "z_gain": np.array([gain]),
                                      "z_shift": np.array([shift]), "guard_edge": np.array(edges),
-                                     "guard_scale": np.array(scales)}
+                                     "guard_scale": np.array(scales), "completeness_cap": np.array([cap])}
     model = RewardModel(cfg, arrays, bigrams, {"bigram_table_id": table_id})
     penalty, _ = model.guard(hand)
     zp = (z - penalty)[full] if full.any() else z - penalty
@@ -209,7 +210,10 @@ def fit_reward_model(rows: Sequence[Mapping[str, Any]], cfg, cache_dir: Optional
     ratings10 = 1 + (means - 1) * 9 / np.maximum(top - 1, 1)
     q = np.linspace(0, 1, 101)
     z_grid = np.maximum.accumulate(np.quantile(zp, q) + np.arange(101) * 1e-9)
-    arrays.update(z_grid=z_grid, rating_grid=np.quantile(ratings10, q), train_z=np.sort(zp))
+    # Mean ratings take few distinct values, so their quantiles have flat runs; a small ramp keeps the map
+    # strictly increasing, so a lower z always means a lower reward (ties would hide a worse variant).
+    rating_grid = np.quantile(ratings10, q) + np.linspace(0.0, 0.05, 101)
+    arrays.update(z_grid=z_grid, rating_grid=rating_grid, train_z=np.sort(zp))
     accepted = [row_accept(r) for r in usable]
     slope = _accept_slope(z - penalty, accepted, groups)
     arrays.update(accept_slope=np.array([slope]), accept_bias=np.array([_bias_for_prior(zp, slope, cfg.accept_rate_prior)]))

@@ -58,23 +58,31 @@ class RewardConfig:
     """What the reward model reads and how it is fitted (defaults measured in bench/reward_ablation.py)."""
 
     embedding_model: str = field(default=EMBEDDING_MODEL, metadata={"help": "embedding model name (checked on load)"})
-    chunk_tokens: int = field(default=128, metadata={"help": "tokens per embedded chunk, <= 256"})
-    max_chunks: int = field(default=8, metadata={"help": "chunks embedded per paper, spread over the cleaned main "
+    chunk_tokens: int = field(default=256, metadata={"help": "tokens per embedded chunk, <= 256"})
+    max_chunks: int = field(default=1, metadata={"help": "chunks embedded per paper, spread over the cleaned main "
                                                          "body (the first holds title and abstract)"})
-    use_embedding: bool = field(default=True, metadata={"help": "MiniLM chunk-mean embedding (384 dims)"})
-    use_structure: bool = field(default=True, metadata={"help": "section/math/table/figure/citation counts"})
-    use_integrity: bool = field(default=True, metadata={"help": "repetition, cohesion, fluency statistics"})
-    use_length: bool = field(default=True, metadata={"help": "log word count of the main body (a structure feature)"})
-    objective: str = field(default="pairwise", metadata={"help": "pairwise (logistic on within-group pairs) or "
+    use_embedding: bool = field(default=True, metadata={"help": "MiniLM chunk embeddings (see embed_pool)"})
+    embed_pool: str = field(default="first", metadata={"help": "mean (of all chunks), first (the title and abstract "
+                                                               "chunk) or first+mean (both, 768 dims)"})
+    use_embed_stats: bool = field(default=False, metadata={"help": "chunk coherence statistics (EMBED_STATS)"})
+    use_structure: bool = field(default=False, metadata={"help": "section/math/table/figure/citation counts"})
+    use_integrity: bool = field(default=False, metadata={"help": "repetition, cohesion, fluency statistics"})
+    use_length: bool = field(default=False, metadata={"help": "log word count of the main body (a structure feature)"})
+    objective: str = field(default="pointwise", metadata={"help": "pairwise (logistic on within-group pairs) or "
                                                                  "pointwise (ridge on within-group percentile)"})
     pairs_per_paper: int = field(default=20, metadata={"help": "pairs sampled per paper within its group"})
     min_gap: float = field(default=0.1, metadata={"help": "least within-group percentile gap of a pair"})
     include_abstract_only: bool = field(default=False, metadata={"help": "train on abstract-only rows too"})
-    c_grid: tuple[float, ...] = field(default=(0.001, 0.003, 0.01, 0.03, 0.1), metadata={
+    c_grid: tuple[float, ...] = field(default=(0.0001, 0.0003, 0.001, 0.003, 0.01), metadata={
         "help": "inverse L2 strengths tried; picked on a 20% paper split of the training rows"})
-    guard_quantile: float = field(default=0.01, metadata={"help": "integrity values beyond this quantile of real "
+    guard_quantile: float = field(default=0.005, metadata={"help": "integrity values beyond this quantile of real "
                                                                   "papers (each side) are penalised"})
-    guard_weight: float = field(default=2.0, metadata={"help": "penalty in score std units per guard scale unit"})
+    guard_weight: float = field(default=4.0, metadata={"help": "penalty in score std units per guard scale unit"})
+    completeness_weight: float = field(default=0.2, metadata={
+        "help": "penalty (score std units) per unit of log word count below the completeness cap: a paper with "
+                "sections missing scores lower, padding past the cap gains nothing"})
+    completeness_quantile: float = field(default=0.75, metadata={"help": "the cap: this quantile of the training "
+                                                                         "papers' log word counts"})
     stage_penalty: float = field(default=0.5, metadata={"help": "penalty (score std units) per missing stage of a "
                                                                 "generated paper"})
     accept_rate_prior: float = field(default=0.3, metadata={"help": "mean accept_prob on the training papers"})
@@ -95,7 +103,9 @@ class RewardConfig:
     def feature_names(self) -> list[str]:
         names: list[str] = []
         if self.use_embedding:
-            names += [f"emb{i}" for i in range(DIM)] + list(EMBED_STATS)
+            for part in self.embed_pool.split("+"):
+                names += [f"emb_{part}{i}" for i in range(DIM)]
+            names += list(EMBED_STATS) if self.use_embed_stats else []
         if self.use_structure:
             names += [n for n in STRUCTURE if self.use_length or n != "log_words"]
         if self.use_integrity:
@@ -115,7 +125,15 @@ def featurize(texts: Sequence[str], cfg: RewardConfig, bigrams: frozenset[str], 
         chunks = embed_chunks(list(texts), chunk_tokens=cfg.chunk_tokens, max_chunks=cfg.max_chunks,
                               cache_dir=embed_cache, use_cache=embed_cache is not None)
         emb = [embedding_features(c) for c in chunks]
-        parts += [np.array([e[0] for e in emb]), np.array([e[1] for e in emb])]
+        for part in cfg.embed_pool.split("+"):
+            if part == "mean":
+                parts.append(np.array([e[0] for e in emb]))
+            elif part == "first":
+                parts.append(np.array([c[0] for c in chunks], dtype=float))
+            else:
+                raise RewardModelError(f"unknown embed_pool part {part!r}; use mean, first or first+mean")
+        if cfg.use_embed_stats:
+            parts.append(np.array([e[1] for e in emb]))
     if cfg.use_structure:
         cols = [i for i, n in enumerate(STRUCTURE) if cfg.use_length or n != "log_words"]
         parts.append(hand[:, cols])
@@ -176,11 +194,18 @@ class RewardModel:
         return ((x - a["mean"]) / a["scale"]) @ a["weights"] * a["z_gain"][0] + a["z_shift"][0]
 
     def guard(self, hand: np.ndarray) -> tuple[np.ndarray, list[list[str]]]:
-        """Penalty (score std units) and reasons per paper for integrity statistics outside real papers' range."""
+        """Penalty (score std units) and reasons per paper: integrity statistics outside real papers' range, and
+        the completeness shortfall (log word count under the cap)."""
         a = self.arrays
         names = list(STRUCTURE) + list(INTEGRITY)
         penalty = np.zeros(len(hand))
         reasons: list[list[str]] = [[] for _ in range(len(hand))]
+        cap = a["completeness_cap"][0] if "completeness_cap" in a else None
+        if cap is not None and self.config.completeness_weight:
+            short = np.maximum(0.0, cap - hand[:, names.index("log_words")])
+            penalty += self.config.completeness_weight * short
+            for i in np.nonzero(short > 0.7)[0]:  # under half the cap: say so
+                reasons[i].append(f"short: {np.expm1(hand[i, names.index('log_words')]):.0f} words")
         for k, (name, direction) in enumerate(GUARD_DIRECTIONS.items()):
             v = hand[:, names.index(name)]
             edge, scale = a["guard_edge"][k], a["guard_scale"][k]
@@ -195,10 +220,12 @@ class RewardModel:
         a = self.arrays
         zg, rg = a["z_grid"], a["rating_grid"]
         out = np.interp(z, zg, rg)
-        lo_slope = (rg[1] - rg[0]) / max(zg[1] - zg[0], 1e-9)
-        hi_slope = (rg[-1] - rg[-2]) / max(zg[-1] - zg[-2], 1e-9)
-        out = np.where(z < zg[0], rg[0] + (z - zg[0]) * lo_slope, out)
-        out = np.where(z > zg[-1], rg[-1] + (z - zg[-1]) * hi_slope, out)
+        # Beyond the training range, go on at the slope of the central 80%: the end quantiles of ratings are
+        # often flat, and a guarded paper far below every real one must land far below, not at the minimum.
+        k = len(zg) // 10
+        slope = (rg[-1 - k] - rg[k]) / max(zg[-1 - k] - zg[k], 1e-9)
+        out = np.where(z < zg[0], rg[0] + (z - zg[0]) * slope, out)
+        out = np.where(z > zg[-1], rg[-1] + (z - zg[-1]) * slope, out)
         return np.clip(out, MIN_REWARD, MAX_REWARD)
 
     def score(self, items: Sequence[Item], cache_dir: Optional[Path] = None) -> list[dict[str, Any]]:
