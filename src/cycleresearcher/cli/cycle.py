@@ -104,14 +104,16 @@ def report(run: Path = typer.Argument(..., help="A run directory written by `cyc
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Run directory."),
     data: Optional[Path] = typer.Option(None, help="The shared data folder (default: ../shared/data if present)."),
-    rounds: int = typer.Option(2, help="Rounds."),
-    samples: int = typer.Option(2, help="Papers per prompt per round."),
-    prompts: int = typer.Option(3, help="Topics used from topics.txt."),
-    reviewer: str = typer.Option("auto", help="auto (scalar reward model trained on the shared reviews), or a "
-                                              "reviewer backend spec such as local."),
+    rounds: Optional[int] = typer.Option(None, help="Rounds (default: the demo preset's)."),
+    samples: Optional[int] = typer.Option(None, help="Papers per train prompt per round (default: the preset's)."),
+    prompts: Optional[int] = typer.Option(None, help="Topics used from topics.txt, train and held out (default: "
+                                                     "the preset's)."),
+    reviewer: str = typer.Option("auto", help="auto (the default reward model, reward v2), or a judge spec "
+                                              "such as reward:DIR or local."),
     fresh: bool = typer.Option(False, help="Delete OUT first instead of resuming it."),
 ):
-    """The whole loop on the embedded model, small enough for a laptop (2 rounds in minutes)."""
+    """The whole loop on the embedded model, small enough for a laptop: warm start, 2 rounds, an independent
+    held-out judge (about 10 minutes on 2 cores)."""
     from ..demo import run_demo
 
     with clean_errors():

@@ -171,14 +171,14 @@ def meta_review_prompt(reviews_text: str) -> str:
 RESEARCH_IDEA_SYSTEM_PROMPT = """You are an expert machine-learning researcher. From the references the user \
 gives, find a gap in the field and propose a research paper that fills it.
 
-Write your answer in exactly this structure:
-## Motivation
-(the problem and why existing work falls short, in two or three sentences)
-## Main Idea
-(the proposed method in two or three sentences)
+Write your answer in exactly this structure, title and abstract first:
 ```latex
 \\title{...}
 \\begin{abstract}
-(the paper's abstract: the problem, the method, and what the experiments show)
+(the paper's abstract in three sentences: the problem, the method, and what the experiments show)
 \\end{abstract}
-```"""
+```
+## Motivation
+(why existing work falls short, in one sentence)
+## Main Idea
+(the proposed method in one sentence)"""

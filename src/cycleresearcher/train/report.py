@@ -89,13 +89,14 @@ def _ci(est: Optional[dict]) -> str:
     return f"{est['value']:.2f} [{est['ci_low']:.2f}, {est['ci_high']:.2f}]"
 
 
-def judge_line(run: Path) -> Optional[str]:
-    """One line: did the held-out judge rise from the first to the last policy, by more than its interval?"""
+def judge_line(run: Path, first: Optional[str] = None) -> Optional[str]:
+    """One line: did the held-out judge rise from the first (or `first`) to the last policy, by more than its
+    interval?"""
     heldout = HeldOut(RunDir(run))
     labels = heldout.labels()
-    if len(labels) < 2:
+    if len(labels) < 2 or (first is not None and first not in labels[:-1]):
         return None
-    first, last = labels[0], labels[-1]
+    first, last = first or labels[0], labels[-1]
     diff = difference_ci(heldout.scores(first), heldout.scores(last), seed=0)
     if diff is None:
         return None
@@ -122,6 +123,9 @@ def _heldout_lines(run: Path, summaries: list[RoundSummary]) -> list[str]:
     line = judge_line(run)
     if line:
         lines += ["", line]
+    rounds_only = judge_line(run, first="r00") if line and held[0]["label"] == "initial" else None
+    if rounds_only:  # with a warm start, r00 is its policy: this line is the preference rounds' share alone
+        lines += ["", "Preference rounds alone (from the warm-started policy): " + rounds_only.strip("*")]
     train = [s.reward_ci["value"] for s in summaries if s.reward_ci]
     judged = [h["judge_mean"]["value"] for h in held if h.get("judge_mean")]
     if len(train) >= 2 and len(judged) >= 2 and train[-1] > train[0] and judged[-1] < judged[0]:

@@ -26,12 +26,15 @@ WARM_START_DIR = "warm-start"
 
 
 def idea_completion(paper: Paper) -> str:
-    """A paper as an answer to the `idea` task (formats/prompts.RESEARCH_IDEA_SYSTEM_PROMPT)."""
+    """A paper as an answer to the `idea` task (formats/prompts.RESEARCH_IDEA_SYSTEM_PROMPT): title and a
+    three-sentence abstract first, then one sentence each of motivation and main idea. Short on purpose: the
+    demo samples 200 tokens, and a small model that cannot close its LaTeX block in that budget never complies."""
     from ..data.research import escape_latex
 
-    return (f"## Motivation\n{_first_sentences(paper.motivation, 3)}\n\n## Main Idea\n"
-            f"{_first_sentences(paper.main_idea, 3)}\n\n```latex\n\\title{{{escape_latex(' '.join(paper.title.split()))}}}\n"
-            f"\\begin{{abstract}}\n{escape_latex(paper.abstract.strip())}\n\\end{{abstract}}\n```")
+    return (f"```latex\n\\title{{{escape_latex(' '.join(paper.title.split()))}}}\n\\begin{{abstract}}\n"
+            f"{escape_latex(_first_sentences(paper.abstract, 3))}\n\\end{{abstract}}\n```\n\n"
+            f"## Motivation\n{_first_sentences(paper.motivation, 1)}\n\n## Main Idea\n"
+            f"{_first_sentences(paper.main_idea, 1)}")
 
 
 def _first_sentences(text: str, n: int) -> str:
