@@ -43,6 +43,35 @@ def test_select_pairs_best_against_worst_ties_and_missing():
     assert len(select_pairs(papers, rewards, min_margin=0.0)) == 2  # d now passes; the tie b never does
 
 
+IDEA_ANSWER = ("```latex\n\\title{Sparse Attention for Long Graphs}\n\\begin{abstract}\nLong graphs are slow. We "
+               "sparsify attention. It is 3x faster.\n\\end{abstract}\n```\n\n## Motivation\nDense attention is "
+               "quadratic.\n\n## Main Idea\nAttend to k neighbours.")
+
+
+def test_noncompliant_sample_gets_the_minimum_and_loses_its_pair():
+    from cycleresearcher.formats.paper import parse_paper
+    from cycleresearcher.train.cycle import penalize_noncompliant
+
+    whole = parse_paper(IDEA_ANSWER)
+    half = parse_paper(IDEA_ANSWER.split("## Main Idea")[0])  # a reward model reading text may like it better
+    for paper, pid, index in ((whole, "w", 0), (half, "h", 1)):
+        paper.paper_id, paper.prompt_id, paper.sample_index = pid, "p", index
+        paper.messages = [{"role": "user", "content": "p"}]
+    verdicts = {"w": Verdict(score=4.0), "h": Verdict(score=6.0)}
+    for paper in (whole, half):
+        penalize_noncompliant(paper, verdicts[paper.paper_id], "idea", 1.0)
+    assert verdicts["w"].score == 4.0 and not verdicts["w"].penalized
+    h = verdicts["h"]
+    assert (h.score, h.unpenalized_score, h.penalized) == (1.0, 6.0, True)
+    assert "missing the `## Main Idea` section" in h.problems[-1] and "'idea'" in h.problems[-1]
+    pairs = select_pairs([whole, half], {pid: v.score for pid, v in verdicts.items()})
+    assert [(p.chosen_score, p.rejected_score) for p in pairs] == [(4.0, 1.0)]
+    # The paper task asks for more than the idea task: the whole idea answer is not a whole paper.
+    v = Verdict(score=4.0)
+    penalize_noncompliant(whole, v, "paper", 1.0)
+    assert v.penalized and v.score == 1.0
+
+
 def test_round_prompts_deterministic_subset():
     ids = [f"p{i}" for i in range(9)]
     assert round_prompts(ids, 0, 0, 0) == ids
@@ -184,3 +213,25 @@ def test_kill_9_then_resume_does_not_redo_finished_samples(tmp_path):
     assert after[: len(saved)] == saved and len(after) == 9
     assert reward.calls == (9 - 0) + 9  # round 0 had no reviews yet; round 1 all
     assert (out / "round-01" / "metrics.json").exists()
+
+
+def test_report_compares_the_judge_over_the_policies_the_rounds_trained(tmp_path):
+    """With a warm start, `initial` -> last mixes the SFT into the rise; the rounds-alone line and the hacking
+    warning compare from r00, the policy the first training round samples from."""
+    from cycleresearcher.io import write_json_atomic
+    from cycleresearcher.schema import RoundMetrics
+    from cycleresearcher.train.report import RoundSummary, _heldout_lines
+
+    judged = {"initial": [1.0, 1.2, 0.8, 1.1], "r00": [5.0, 5.2, 4.9, 5.1], "r01": [4.6, 4.4, 4.5, 4.7]}
+    for label, scores in judged.items():
+        folder = tmp_path / "heldout" / label
+        folder.mkdir(parents=True)
+        append_jsonl(folder / "verdicts.jsonl", [{"score": s} for s in scores])
+        write_json_atomic(folder / "summary.json", {"label": label, "judge": "reward:j", "n_papers": len(scores),
+                                                   "judge_mean": {"value": sum(scores) / len(scores), "ci_low": 0, "ci_high": 9},
+                                                   "compliance": 1.0, "mean_words": 100})
+    rounds = [RoundSummary(RoundMetrics(round=r), [], None, reward_ci={"value": v}) for r, v in ((0, 4.0), (1, 4.5))]
+    text = "\n".join(_heldout_lines(tmp_path, rounds))
+    assert "initial -> r01: +3." in text and "a rise larger than its interval" in text
+    assert "Preference rounds alone" in text and "r00 -> r01: -0.50" in text
+    assert "Warning: the training reward rose (4.00 -> 4.50) while the held-out judge fell (r00 -> r01" in text

@@ -32,7 +32,7 @@ def test_two_rounds_with_the_real_trainer(tmp_path, tiny_model_dir):
     topics.write_text("graph neural networks\nsparse attention\n")
     config = CycleConfig.from_dict({
         "policy": f"hf:{tiny_model_dir}", "reviewer": "test", "prompts_file": str(topics), "rounds": 2,
-        "samples": 2, "prompt_batch": 2, "review_batch": 4,
+        "samples": 2, "prompt_batch": 2, "review_batch": 4, "penalize_noncompliant": False,  # random weights
         "research": {"max_new_tokens": 24, "temperature": 1.0, "top_k_references": 0},
         "simpo": {"max_steps": 2, "batch_size": 1, "learning_rate": 0.05, "use_trl": "never",
                   "max_length": 1000, "max_prompt_length": 900, "eval_margins": False}})
@@ -108,6 +108,7 @@ def test_warm_start_heldout_judge_and_report(tmp_path, tiny_model_dir):
     config = CycleConfig.from_dict({
         "policy": f"hf:{tiny_model_dir}", "reviewer": "test", "prompts_file": str(topics), "rounds": 1,
         "samples": 2, "prompt_batch": 2, "heldout": 1, "heldout_samples": 2, "judge": "words",
+        "penalize_noncompliant": False,
         "warm_start": str(_papers_jsonl(tmp_path / "papers.jsonl")), "warm_start_examples": 4,
         "sft": {"lora": False, "max_steps": 2, "batch_size": 2, "learning_rate": 0.01, "max_length": 1024},
         "research": {"task": "idea", "max_new_tokens": 16, "temperature": 1.0, "top_k_references": 0},

@@ -34,3 +34,24 @@ def test_demo_judge_is_not_fitted_on_the_warm_start_papers(shared_data):
     assert not warm & {r["title"].lower() for r in rows}
     assert {r["group"] for r in rows} == {"ICLR-2017", "ICLR-2018"}
     assert all(r["ratings"] and r["decision"] for r in rows)
+
+
+def test_the_shipped_judge_matches_the_preset_and_installs_without_training(shared_data, monkeypatch):
+    from cycleresearcher.demo import ensure_demo_judge
+    from cycleresearcher.reward import RewardModel
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the demo retrained its judge although the package ships it")
+
+    monkeypatch.setattr(RewardModel, "train", no_training)
+    preset = CycleConfig.preset("demo")
+    judge = ensure_demo_judge(shared_data, str(shared_data / "reviews_real" / "reviews.jsonl"),
+                              preset.warm_start_examples)
+    model = RewardModel.load(judge)
+    assert set(model.meta["groups"]) == {"ICLR-2017", "ICLR-2018"}  # another venue than the training reward
+    # it ranks a real abstract above the same words shuffled
+    real = demo_judge_rows(shared_data, set())[0]
+    words = real["abstract"].split()
+    salad = " ".join(words[::-1])
+    scores = model.score([f"# {real['title']}\n\n{real['abstract']}", f"# {real['title']}\n\n{salad}"])
+    assert scores[0]["reward"] > scores[1]["reward"]

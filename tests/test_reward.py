@@ -210,8 +210,8 @@ def test_ensure_default_model_copies_the_shipped_one_once(trained, tmp_path, mon
     from cycleresearcher.data import reward_training
     from cycleresearcher.reward import default_reward_dir, model as model_module
 
-    shipped = trained.save(tmp_path / "shipped")
-    monkeypatch.setattr(model_module, "PACKAGED_DIR", shipped)
+    shipped = trained.save(tmp_path / "default")
+    monkeypatch.setattr(model_module, "PACKAGED_DIR", tmp_path)
     calls = []
     monkeypatch.setattr(reward_training, "train_with_card", lambda *a, **k: calls.append(a))
     path = reward_training.ensure_default_reward_model()

@@ -221,3 +221,23 @@ def test_a_prompt_longer_than_max_prompt_length_is_refused_not_cut(tiny_model_di
     assert data[0]["prompt"] == tok.apply_chat_template(pairs[0].prompt, tokenize=False, add_generation_prompt=True)
     with pytest.raises(TrainingError, match="max_prompt_length 8"):
         build_preference_dataset(pairs, tok, 8)
+
+
+def test_a_float32_warm_start_then_bf16_rounds_in_one_process(tiny_model_dir, tmp_path):
+    """The demo's order: SFT (float32) then SimPO with bf16 autocast, in one process. accelerate keeps one
+    process-wide precision and used to refuse the second trainer ("AcceleratorState has already been
+    initialized"), which stopped the demo after its warm start."""
+    from datasets import Dataset
+
+    from cycleresearcher.train.sft import train_sft
+    from cycleresearcher.train.sft_config import SFTConfigLite
+    from cycleresearcher.train.simpo import train_simpo
+
+    messages = [[{"role": "user", "content": f"Topic {i}"}, {"role": "assistant", "content": "A paper."}]
+                for i in range(2)]
+    train_sft(f"hf:{tiny_model_dir}", Dataset.from_dict({"messages": messages}), tmp_path / "sft",
+              SFTConfigLite(max_steps=1, batch_size=2, max_length=64))
+    cfg = SimPOConfig(use_trl="never", bf16=True, max_steps=1, batch_size=1, max_length=96, max_prompt_length=64,
+                      eval_margins=False)
+    metrics = train_simpo(f"hf:{tmp_path / 'sft'}", _pairs(2), tmp_path / "simpo", cfg)
+    assert metrics["steps"] == 1 and (tmp_path / "simpo" / "config.json").exists()

@@ -53,16 +53,18 @@ def demo_judge_rows(data: Path, exclude_titles: set[str]) -> list[dict[str, Any]
 
 
 def ensure_demo_judge(data: Path, warm_start_source: str, n_warm: int) -> Path:
-    """The demo's independent judge (trained once, cached under io.home()/reward/demo-judge-vN)."""
+    """The demo's independent judge, under io.home()/reward/demo-judge-vN-<n_warm>: copied from the package,
+    which ships the one for the preset's warm start (~450 kB), or trained once (about 2 minutes)."""
+    from .data.reward_training import install_reward_model
     from .reward import RewardConfig, RewardModel, RewardModelError
     from .train.warmstart import best_records
 
     out = home() / "reward" / f"demo-judge-v{JUDGE_VERSION}-{n_warm}"
     try:
-        RewardModel.load(out)
-        return out
-    except (InputError, RewardModelError):
-        pass
+        if install_reward_model(out, out.name):
+            return out
+    except RewardModelError as exc:
+        log.warning("the shipped judge does not load here (%s); training one", exc)
     exclude = {" ".join(r.title.split()).lower() for r in best_records(warm_start_source, n_warm)}
     rows = demo_judge_rows(data, exclude)
     log.info("training the demo's judge on %d ICLR abstracts (once)", len(rows))

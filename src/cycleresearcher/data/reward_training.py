@@ -205,29 +205,37 @@ def render_card(card: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def ensure_default_reward_model(data: Optional[Path] = None, out: Optional[Path] = None, **kwargs: Any) -> Path:
-    """The default reward model folder (io.home()/reward/default), ready to load: kept from an earlier call,
-    else copied from the model shipped in the package, else trained from the shared data (once; `kwargs` go
-    to `train_with_card`). Never retrained when a loadable model is there."""
+def install_reward_model(out: Path, packaged: str) -> bool:
+    """True when `out` holds a loadable reward model: kept from before, else copied from the model the package
+    ships as reward/<packaged> (whole folder or nothing). False when neither is there (the caller trains)."""
     import shutil
 
     from ..reward import packaged_reward_dir
 
-    out = Path(out) if out is not None else default_reward_dir()
     try:
         RewardModel.load(out)
-        return out
+        return True
     except InputError as exc:
         if (out / "config.json").exists():
-            log.warning("replacing the default reward model: %s", exc)
-    packaged = packaged_reward_dir()
-    if packaged is not None:
-        RewardModel.load(packaged)  # refuses a shipped model that does not match this installation
-        tmp = out.with_name(out.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(packaged, tmp)
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)  # whole folder or nothing: a crash leaves no half-copied model
+            log.warning("replacing the reward model at %s: %s", out, exc)
+    source = packaged_reward_dir(packaged)
+    if source is None:
+        return False
+    RewardModel.load(source)  # refuses a shipped model that does not match this installation
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)  # a crash leaves no half-copied model
+    return True
+
+
+def ensure_default_reward_model(data: Optional[Path] = None, out: Optional[Path] = None, **kwargs: Any) -> Path:
+    """The default reward model folder (io.home()/reward/default), ready to load: kept from an earlier call,
+    else copied from the model shipped in the package, else trained from the shared data (once; `kwargs` go
+    to `train_with_card`). Never retrained when a loadable model is there."""
+    out = Path(out) if out is not None else default_reward_dir()
+    if install_reward_model(out, "default"):
         return out
     log.info("training the default reward model into %s (once)", out)
     train_with_card(out, data=data, **kwargs)

@@ -317,7 +317,7 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-PACKAGED_DIR = Path(__file__).resolve().parent / "default"  # the default model, trained on the shared data
+PACKAGED_DIR = Path(__file__).resolve().parent  # models shipped in the package: default/, demo-judge-*/
 
 
 def default_reward_dir() -> Path:
@@ -326,9 +326,11 @@ def default_reward_dir() -> Path:
     return home() / "reward" / "default"
 
 
-def packaged_reward_dir() -> Optional[Path]:
-    """The default model shipped inside the package (reward/default), or None when this install has none."""
-    return PACKAGED_DIR if (PACKAGED_DIR / CONFIG_FILE).exists() else None
+def packaged_reward_dir(name: str = "default") -> Optional[Path]:
+    """A model shipped inside the package (reward/<name>: the default model, the demo's judge), or None when
+    this install has none."""
+    folder = PACKAGED_DIR / name
+    return folder if (folder / CONFIG_FILE).exists() else None
 
 
 @functools.lru_cache(maxsize=4)

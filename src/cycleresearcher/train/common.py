@@ -128,3 +128,17 @@ def cpu_process_group_backend() -> str | None:
     return None
 
 
+
+
+def reset_mixed_precision() -> None:
+    """Let the next Accelerator (ours or a TRL trainer's) choose its own mixed precision.
+
+    accelerate keeps one process-wide AcceleratorState and refuses a second Accelerator with another
+    `mixed_precision`; the cycle trains several times in one process (a float32 warm start, then bf16 SimPO
+    rounds). Only the precision state is reset: the process group (PartialState) is kept."""
+    try:
+        from accelerate.state import AcceleratorState
+    except ImportError:
+        return
+    if getattr(AcceleratorState, "_shared_state", None):
+        AcceleratorState._reset_state(reset_partial_state=False)

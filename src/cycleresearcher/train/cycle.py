@@ -26,8 +26,8 @@ from ..config import ConfigError
 from ..errors import InputError
 from ..io import append_jsonl, peak_rss_mb, read_json, read_jsonl, write_json_atomic, write_jsonl_atomic
 from ..judges import Judge
-from ..research import Researcher
-from ..schema import Paper, PreferencePair, RoundMetrics
+from ..research import Researcher, required_missing
+from ..schema import Paper, PreferencePair, RoundMetrics, Verdict
 from .cycle_config import CycleConfig, resume_config
 from .heldout import HeldOut, split_prompts
 from .rundir import RunDir, load_prompt_file
@@ -327,9 +327,13 @@ class Cycle:
         before = backend.usage.total_tokens if backend is not None else 0
         batches = [todo[i:i + self.config.review_batch] for i in range(0, len(todo), self.config.review_batch)]
         for batch in _progress(batches, f"round {r}: reviewing", self.progress):
+            verdicts = judge.score(batch)
+            if self.config.penalize_noncompliant:
+                for paper, verdict in zip(batch, verdicts):
+                    penalize_noncompliant(paper, verdict, self.config.research.task, judge.min_score)
             rows = [{"paper_id": paper.paper_id, "prompt_id": paper.prompt_id, "reward": verdict.score,
                      "reward_source": judge.spec, "verdict": verdict.to_dict()}
-                    for paper, verdict in zip(batch, judge.score(batch))]
+                    for paper, verdict in zip(batch, verdicts)]
             append_jsonl(path, rows)
             done.update({row["paper_id"]: row for row in rows})
         spent = (backend.usage.total_tokens - before) if backend is not None else 0
@@ -354,6 +358,18 @@ class Cycle:
             os.replace(tmp, final)
         write_json_atomic(done_marker, result)
         return result
+
+
+def penalize_noncompliant(paper: Paper, verdict: Verdict, task: str, min_score: float) -> None:
+    """A sample that lacks a stage its task asks for gets `min_score`, as a flagged one does: a reward model
+    reads text and may rank a half-answer above a whole one, and the loop must not teach the policy to drop
+    the format it was asked for. The score it would have had stays in `unpenalized_score`."""
+    missing = required_missing(paper, task) + ([] if paper.abstract.strip() else ["the abstract"])
+    if not missing or verdict.penalized or verdict.score is None:
+        return
+    verdict.unpenalized_score, verdict.score, verdict.penalized = verdict.score, min_score, True
+    verdict.problems.append(f"not compliant with task {task!r}, missing {'; '.join(missing)}: score set to the "
+                            f"minimum {min_score:g}")
 
 
 def _with_options(spec: str, options: str) -> str:

@@ -46,6 +46,9 @@ class CycleConfig(StrictConfig):
         "help": "prompts used each round, drawn without replacement per round (0: all; paper: about a third)"})
     max_prompts: int = field(default=0, metadata={"help": "use only the first N prompts of the file (0: all)"})
     min_margin: float = field(default=0.0, metadata={"help": "drop pairs whose reward margin is not above this"})
+    penalize_noncompliant: bool = field(default=True, metadata={
+        "help": "a sample missing a stage its task asks for gets the reward's minimum (recorded), so the pairs "
+                "teach the format the prompt asks for; off: the reward model alone decides"})
     prompt_batch: int = field(default=4, metadata={"help": "prompts per generation call (a resume unit)"})
     review_batch: int = field(default=4, metadata={"help": "papers per review call (a resume unit)"})
     research: ResearchConfig = field(default_factory=lambda: ResearchConfig(

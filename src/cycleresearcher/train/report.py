@@ -32,6 +32,7 @@ class RoundSummary:
     mean_words: Optional[float] = None
     score_sources: dict[str, int] = field(default_factory=dict)  # written / asked / chosen / missing
     flagged: int = 0  # papers the injection finder flagged (they got the minimum reward)
+    noncompliant_penalized: int = 0  # papers missing a stage of their task (the minimum reward, cycle rule)
 
 
 def _task(run: Path) -> str:
@@ -68,12 +69,14 @@ def summarize(run: Path) -> list[RoundSummary]:
                     "abstract": paper.abstract, "opening": " ".join(paper.raw_text.split())[:600],
                     "source": next((row.get("reward_source", "") for row in reviews), "")}
         sources = sum((_score_sources(row) for row in reviews), Counter())
-        flagged = sum(bool((row.get("verdict") or {}).get("penalized")) for row in reviews)
+        verdicts = [row.get("verdict") or {} for row in reviews]
+        flagged = sum(bool(v.get("penalized") and v.get("flags")) for v in verdicts)
+        noncompliant = sum(bool(v.get("penalized") and not v.get("flags")) for v in verdicts)
         out.append(RoundSummary(
             metrics, [s for s, _ in scored], best, reward_ci=mean_ci([s for s, _ in scored], seed=r),
             compliance=mean(is_compliant(p, task) for p in papers) if papers else None,
             mean_words=mean(len(p.raw_text.split()) for p in papers) if papers else None,
-            score_sources=dict(sources), flagged=flagged))
+            score_sources=dict(sources), flagged=flagged, noncompliant_penalized=noncompliant))
     if not out:
         raise InputError(f"{run}: no round has finished yet")
     return out
@@ -92,18 +95,27 @@ def _ci(est: Optional[dict]) -> str:
 def judge_line(run: Path, first: Optional[str] = None) -> Optional[str]:
     """One line: did the held-out judge rise from the first (or `first`) to the last policy, by more than its
     interval?"""
+    found = _judge_change(run, first)
+    if found is None:
+        return None
+    first, last, diff = found
+    return (f"**Held-out judge: {first} -> {last}: {diff['value']:+.2f} [{diff['ci_low']:+.2f}, "
+            f"{diff['ci_high']:+.2f}] (95% bootstrap CI of the difference): {_verdict(diff)}.**")
+
+
+def _judge_change(run: Path, first: Optional[str] = None) -> Optional[tuple[str, str, dict]]:
     heldout = HeldOut(RunDir(run))
     labels = heldout.labels()
     if len(labels) < 2 or (first is not None and first not in labels[:-1]):
         return None
     first, last = first or labels[0], labels[-1]
     diff = difference_ci(heldout.scores(first), heldout.scores(last), seed=0)
-    if diff is None:
-        return None
-    verdict = ("a rise larger than its interval" if diff["ci_low"] > 0 else
-               "a fall larger than its interval" if diff["ci_high"] < 0 else "within noise (the interval spans 0)")
-    return (f"**Held-out judge: {first} -> {last}: {diff['value']:+.2f} [{diff['ci_low']:+.2f}, "
-            f"{diff['ci_high']:+.2f}] (95% bootstrap CI of the difference): {verdict}.**")
+    return None if diff is None else (first, last, diff)
+
+
+def _verdict(diff: dict) -> str:
+    return ("a rise larger than its interval" if diff["ci_low"] > 0 else
+            "a fall larger than its interval" if diff["ci_high"] < 0 else "within noise (the interval spans 0)")
 
 
 def _heldout_lines(run: Path, summaries: list[RoundSummary]) -> list[str]:
@@ -126,11 +138,15 @@ def _heldout_lines(run: Path, summaries: list[RoundSummary]) -> list[str]:
     rounds_only = judge_line(run, first="r00") if line and held[0]["label"] == "initial" else None
     if rounds_only:  # with a warm start, r00 is its policy: this line is the preference rounds' share alone
         lines += ["", "Preference rounds alone (from the warm-started policy): " + rounds_only.strip("*")]
+    # The training reward's rounds sample from r00 on, so the judge is compared over the same policies.
     train = [s.reward_ci["value"] for s in summaries if s.reward_ci]
-    judged = [h["judge_mean"]["value"] for h in held if h.get("judge_mean")]
-    if len(train) >= 2 and len(judged) >= 2 and train[-1] > train[0] and judged[-1] < judged[0]:
-        lines += ["", "> **Warning: the training reward rose while the held-out judge fell: the policy may be learning "
-                      "to please its reward rather than to write better papers (reward hacking).**"]
+    change = _judge_change(run, "r00" if rounds_only else None)
+    if len(train) >= 2 and train[-1] > train[0] and change and change[2]["value"] < 0:
+        first, last, diff = change
+        lines += ["", f"> **Warning: the training reward rose ({train[0]:.2f} -> {train[-1]:.2f}) while the held-out "
+                      f"judge fell ({first} -> {last}: {diff['value']:+.2f} [{diff['ci_low']:+.2f}, "
+                      f"{diff['ci_high']:+.2f}], {_verdict(diff)}): the policy may be learning to please its reward "
+                      "rather than to write better papers (reward hacking).**"]
     return lines
 
 
@@ -172,8 +188,10 @@ def write_report(run: Path) -> tuple[Path, list[RoundSummary]]:
                      f"{sum(s.metrics.seconds.get(stage, 0.0) for s in summaries):.0f} |")
     failures = sum(s.metrics.parse_failures for s in summaries)
     flagged = sum(s.flagged for s in summaries)
+    noncompliant = sum(s.noncompliant_penalized for s in summaries)
     lines += ["", f"Papers without a reward (unparsable reviews): {failures}. Papers flagged for injected "
-                  f"instructions (given the minimum reward): {flagged}."]
+                  f"instructions (given the minimum reward): {flagged}. Papers missing a stage their task asks "
+                  f"for (given the minimum reward): {noncompliant}."]
     rewards = [r for s in summaries for r in s.rewards]
     if rewards:
         lines.append(f"Mean reward over all rounds: {mean(rewards):.2f}.")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import (CONFIG_FILE, METRICS_FILE, TrainingError, load_trainable, merge_lora, peak_rss_mb,
-                     save_checkpoint, wrap_lora)
+                     reset_mixed_precision, save_checkpoint, wrap_lora)
 from .sft_config import SFTConfigLite
 
 log = logging.getLogger(__name__)
@@ -161,10 +161,11 @@ def train_sft(model_spec: str, dataset, output_dir: Path, config: SFTConfigLite 
         weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm, num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps, per_device_train_batch_size=micro,
         gradient_accumulation_steps=cfg.grad_accumulation * (cfg.batch_size // micro), max_length=cfg.max_length,
-        bf16=cfg.bf16,
+        bf16=cfg.bf16, use_cpu=not torch.cuda.is_available(),  # bf16 autocast on a CPU needs use_cpu said
         activation_checkpointing=cfg.activation_checkpointing, seed=cfg.seed, report_to=[], save_strategy="no",
         logging_steps=1, disable_tqdm=True, dataloader_pin_memory=False, packing=False,
     )
+    reset_mixed_precision()
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_data, processing_class=tokenizer)
     trainer.remove_callback(PrinterCallback)  # it prints every log dict; we return them instead
     log.info("SFT on %d examples (%s loss, %s)", len(train_data), loss_on, "LoRA" if cfg.lora else "full")

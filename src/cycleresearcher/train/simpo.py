@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 from ..schema import PreferencePair
 from .common import (CONFIG_FILE, METRICS_FILE, TrainingError, cpu_process_group_backend, disable_dropout,
-                     load_trainable, merge_lora, peak_rss_mb, save_checkpoint, wrap_lora)
+                     load_trainable, merge_lora, peak_rss_mb, reset_mixed_precision, save_checkpoint, wrap_lora)
 from .simpo_config import SimPOConfig
 from .simpo_data import IGNORE_INDEX, build_preference_dataset, collate_pairs, tokenize_pair  # noqa: F401  (public here)
 
@@ -220,6 +220,7 @@ def _run_native(model, tokenizer, encoded: list[dict[str, list[int]]], cfg: SimP
     from transformers import get_scheduler
 
     backend = cpu_process_group_backend()
+    reset_mixed_precision()
     acc = Accelerator(gradient_accumulation_steps=cfg.grad_accumulation,
                       mixed_precision="bf16" if cfg.bf16 else "no",
                       kwargs_handlers=[InitProcessGroupKwargs(backend=backend)] if backend else None)
