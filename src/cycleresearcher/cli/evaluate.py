@@ -108,3 +108,13 @@ def eval_papers(run_dir: Path = typer.Argument(..., help="A cycle run folder (ro
     for r in report["rounds"]:
         table.add_row(r["round"], str(r["n_papers"]), str(r["n_scored"]), _fmt(r.get("mean")), _fmt(r.get("max")))
     console.print(table)
+    if report.get("heldout"):  # the figures of report.md's held-out table, re-judged
+        held = Table(title="held-out prompts (as in report.md)")
+        for col in ("policy", "papers", "judge mean"):
+            held.add_column(col, justify="left" if col == "policy" else "right")
+        for h in report["heldout"]:
+            held.add_row(h["label"], str(h["n_papers"]), _fmt(h.get("judge_mean")))
+        console.print(held)
+        diff = report.get("heldout_difference") or {}
+        if diff.get("value") is not None:
+            console.print(f"held-out judge {diff['from']} -> {diff['to']}: {_fmt(diff)}")
