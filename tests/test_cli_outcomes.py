@@ -120,3 +120,25 @@ def test_cycle_round_without_pairs_exits_1_after_the_report(tmp_path, scripted):
     assert (tmp_path / "run" / "report.md").exists()
     allowed = runner.invoke(app, args + ["--out", str(tmp_path / "run2"), "--allow-no-pairs"])
     assert allowed.exit_code == 0, allowed.output
+
+
+def test_revise_reads_reviews_as_json_or_text_and_names_a_bad_file(tmp_path, scripted):
+    from cycleresearcher.formats.review import render_review_set
+    from cycleresearcher.schema import ReviewSet
+
+    scripted["keep"] = lambda request, i: PAPER_TEXT
+    paper_dir = _paper_dir(tmp_path)
+    review_set = ReviewSet.from_dict(json.loads((tmp_path / "reviews.json").read_text()))
+    as_text = tmp_path / "reviews.md"
+    as_text.write_text(render_review_set(review_set))
+    result = runner.invoke(app, ["revise", str(paper_dir), "--reviews", str(as_text), "--backend", "scripted:keep",
+                                 "--out", str(tmp_path / "from-text")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "from-text" / "paper.json").exists()
+    for name, content, says in (("bad.json", "{not json", "not valid JSON"), ("list.json", "[1, 2]", "a JSON list"),
+                                ("notes.md", "nothing here", "no review found")):
+        (tmp_path / name).write_text(content)
+        bad = runner.invoke(app, ["revise", str(paper_dir), "--reviews", str(tmp_path / name),
+                                  "--backend", "scripted:keep"])
+        errors = [line for line in _lines(bad.output) if line.startswith("error:")]
+        assert bad.exit_code != 0 and len(errors) == 1 and name in errors[0] and says in errors[0], bad.output

@@ -212,7 +212,7 @@ def revise(
         if not paper_json.exists():
             raise FileNotFoundError(f"{paper_json} not found; give a folder written by `research`")
         paper = Paper.from_dict(json.loads(paper_json.read_text(encoding="utf-8")))
-        review_set = ReviewSet.from_dict(json.loads(reviews.read_text(encoding="utf-8")))
+        review_set = _read_review_set(reviews)
         tokens = review_tokens(backend) if max_new_tokens is None else max_new_tokens  # 2048; 1024 embedded
         researcher = Researcher(get_backend(embedded_spec(backend)), ResearchConfig(max_new_tokens=tokens, seed=seed))
         revised = researcher.revise(paper, review_set, progress=True)
@@ -227,3 +227,25 @@ def revise(
             raise StepError(f"the revision lost {', '.join(lost)} (the input paper had them); it was written to "
                             f"{target} all the same", hint="run revise again (another --seed), or pass "
                                                            "--allow-incomplete to accept it")
+
+
+def _read_review_set(path: Path):
+    """The reviews `revise` answers: the JSON `review --json` writes, or a review set as text (the format
+    `review` prints, parsed like model output). A clear InputError naming the file otherwise."""
+    from ..formats.review import parse_review_set
+    from ..schema import ReviewSet
+
+    text = path.read_text(encoding="utf-8")
+    hint = "give the JSON that `review --json` writes, or the reviews as text in the review format"
+    if text.lstrip().startswith(("{", "[")):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno}); {hint}")
+        if not isinstance(data, dict):
+            raise InputError(f"{path}: a JSON {type(data).__name__}, not a review set object; {hint}")
+        return ReviewSet.from_dict(data)
+    review_set = parse_review_set(text)
+    if not review_set.reviews:
+        raise InputError(f"{path}: no review found in it; {hint}")
+    return review_set
