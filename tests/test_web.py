@@ -385,3 +385,29 @@ def test_serve_command_is_registered(monkeypatch, tmp_path):
     assert seen["port"] == 8123 and seen["config"].backends == ["fake", "local"]
     result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0"])
     assert result.exit_code == 1 and "without a password" in result.output
+
+
+def test_stopping_the_server_drops_queued_jobs_with_their_uploads(tmp_path):
+    import threading
+
+    from cycleresearcher.web import uploads
+
+    release = threading.Event()
+    queue = JobQueue()
+    running = queue.submit("review", "first", lambda job: release.wait(10) and {})
+    deadline = time.monotonic() + 10
+    while running.status != "running" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    folder, _ = uploads.save_pasted(PAPER_MD, 1_000_000)
+    queued = queue.submit("review", "second", lambda job: {"ran": True},
+                          cleanup=[lambda: uploads.remove_folder(folder)])
+    app = create_app(WebConfig(runs=tmp_path, backends=["fake"]), queue=queue)
+    with TestClient(app):
+        assert folder.exists() and queued.status == "queued"
+    # leaving the client stops the app: its lifespan closes the queue
+    assert queued.status == "failed" and "stopped before this job ran" in queued.error
+    assert not folder.exists()
+    release.set()
+    assert queue.wait(running.id, timeout=10).status == "done"
+    time.sleep(0.1)
+    assert queued.result == {} and queued.status == "failed"  # the worker never ran it

@@ -8,6 +8,7 @@ logic they need lives in pipeline.py (jobs), uploads.py (checks), runs.py (run f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
@@ -108,9 +109,15 @@ def _too_large(size: int, limit: int, at_least: bool = False) -> str:
 
 def create_app(config: WebConfig, queue: Optional[JobQueue] = None, services: Optional[Services] = None) -> FastAPI:
     """The web app over `config`. Tests pass their own queue or services (e.g. with a scripted fake backend)."""
-    app = FastAPI(title="cycleresearcher", docs_url=None, redoc_url=None, openapi_url=None)
-    templates = _templates()
     queue = queue or JobQueue()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        queue.close()  # on server stop: queued jobs are dropped with their uploads
+
+    app = FastAPI(title="cycleresearcher", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    templates = _templates()
     services = services or Services(config)
     app.state.config, app.state.queue, app.state.services = config, queue, services
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")

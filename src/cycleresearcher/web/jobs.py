@@ -128,6 +128,17 @@ class JobQueue:
         raise TimeoutError(f"job {job_id} still running after {timeout} s")
 
     def close(self) -> None:
+        """Stop the worker after the running job. Jobs still queued never run: each is marked failed and its
+        cleanup (its upload's temp folder) runs now, so a server stop leaves no upload behind."""
+        with self._lock:
+            pending = [job for job in self._jobs.values() if job.status == QUEUED]
+            for job in pending:
+                self._work.pop(job.id, None)  # the worker skips a job without work
+        for job in pending:
+            _run_cleanup(job)
+            job.error = "the server stopped before this job ran"
+            job.step(f"failed: {job.error}")
+            job.status = FAILED
         self._queue.put(None)
 
     def _forget_old(self) -> None:
@@ -159,12 +170,7 @@ class JobQueue:
             if not isinstance(exc, (CycleResearcherError, ValueError, FileNotFoundError)):
                 log.exception("job %s failed", job.id)
         finally:
-            # Clean up before the status flips, so whoever sees "done" also sees the temp folder gone.
-            for undo in job.cleanup:
-                try:
-                    undo()
-                except OSError as exc:
-                    log.warning("job %s: cleanup failed: %s", job.id, exc)
+            _run_cleanup(job)  # before the status flips: whoever sees "done" also sees the temp folder gone
         job.finished = time.time()
         if error:
             job.error = error
@@ -174,3 +180,12 @@ class JobQueue:
             job.result = result
             job.step("done")
             job.status = DONE
+
+
+def _run_cleanup(job: Job) -> None:
+    for undo in job.cleanup:
+        try:
+            undo()
+        except OSError as exc:
+            log.warning("job %s: cleanup failed: %s", job.id, exc)
+    job.cleanup = []
