@@ -26,7 +26,7 @@ from typing import Any, Optional
 
 from .data.fulltext import shared_data_dir as find_shared_data
 from .errors import InputError
-from .io import home, peak_rss_mb
+from .io import home, peak_rss_mb, replace_dir_atomic
 from .train.cycle import CycleConfig, run_cycle
 from .train.report import write_report
 
@@ -68,11 +68,8 @@ def ensure_demo_judge(data: Path, warm_start_source: str, n_warm: int) -> Path:
     exclude = {" ".join(r.title.split()).lower() for r in best_records(warm_start_source, n_warm)}
     rows = demo_judge_rows(data, exclude)
     log.info("training the demo's judge on %d ICLR abstracts (once)", len(rows))
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    RewardModel.train(rows, RewardConfig(include_abstract_only=True)).save(tmp)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    model = RewardModel.train(rows, RewardConfig(include_abstract_only=True))
+    replace_dir_atomic(out, model.save)
     return out
 
 

@@ -11,9 +11,10 @@ import json
 import logging
 import os
 import resource
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,18 @@ def write_json_atomic(path: Path, value: Any, indent: int | None = 2, sort_keys:
 def write_jsonl_atomic(path: Path, rows: Iterable[Any]) -> Path:
     """Replace a whole JSONL file at once (for files written in one go, not appended)."""
     return write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def replace_dir_atomic(path: Path, fill: Callable[[Path], Any]) -> Path:
+    """Make the folder `path` whole or not at all: `fill(tmp)` writes a sibling temp folder, which then replaces
+    `path`. A crash leaves the old folder (or none) and at most a stale temp folder, cleared by the next call."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    fill(tmp)
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
+    return path
 
 
 def save_figure(fig, path: Path, **savefig_kwargs) -> Path:

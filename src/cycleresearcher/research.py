@@ -92,9 +92,14 @@ def required_missing(paper: Paper, task: str = "paper") -> list[str]:
     return [REQUIRED_PROBLEMS[p] for p in paper.problems if p in TASK_REQUIRED[task]]
 
 
+def compliance_problems(paper: Paper, task: str = "paper") -> list[str]:
+    """What the paper lacks of what its task asks for: the required stages, and a non-empty abstract."""
+    return required_missing(paper, task) + ([] if paper.abstract.strip() else ["the abstract"])
+
+
 def is_compliant(paper: Paper, task: str = "paper") -> bool:
     """Every stage the task asks for parsed (and the abstract is not empty)."""
-    return not required_missing(paper, task) and bool(paper.abstract.strip())
+    return not compliance_problems(paper, task)
 
 
 def repair_message(missing: list[str]) -> str:

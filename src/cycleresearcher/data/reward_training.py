@@ -210,6 +210,7 @@ def install_reward_model(out: Path, packaged: str) -> bool:
     ships as reward/<packaged> (whole folder or nothing). False when neither is there (the caller trains)."""
     import shutil
 
+    from ..io import replace_dir_atomic
     from ..reward import packaged_reward_dir
 
     try:
@@ -222,11 +223,7 @@ def install_reward_model(out: Path, packaged: str) -> bool:
     if source is None:
         return False
     RewardModel.load(source)  # refuses a shipped model that does not match this installation
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(source, tmp)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)  # a crash leaves no half-copied model
+    replace_dir_atomic(out, lambda tmp: shutil.copytree(source, tmp))  # never a half-copied model
     return True
 
 

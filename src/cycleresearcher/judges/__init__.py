@@ -26,7 +26,15 @@ from .baselines import Baselines
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Judge", "ReviewerJudge", "RewardModelJudge", "BaselineJudge", "get_judge", "verdict_from_review_set"]
+__all__ = ["Judge", "ReviewerJudge", "RewardModelJudge", "BaselineJudge", "get_judge", "penalize",
+           "verdict_from_review_set"]
+
+
+def penalize(verdict: Verdict, min_score: float, reason: str) -> None:
+    """Give a verdict the judge's minimum score, keep the one it would have had, and say why in `problems`:
+    the one rule for a paper that must not pay (an injected instruction here, a missing stage in the cycle)."""
+    verdict.unpenalized_score, verdict.score, verdict.penalized = verdict.score, min_score, True
+    verdict.problems.append(f"{reason}: score set to the minimum {min_score:g}")
 
 
 class Judge:
@@ -51,8 +59,7 @@ class Judge:
             if not v.flags:
                 v.flags = [str(f) for f in find_injections(text.text, text.latex_source, text.hidden)]
             if v.flags and self.penalize_injections and not v.penalized:
-                v.unpenalized_score, v.score, v.penalized = v.score, self.min_score, True
-                v.problems.append(f"injection flagged: score set to the minimum {self.min_score:g}")
+                penalize(v, self.min_score, "injection flagged")
         return verdicts
 
     def _score(self, papers: list[PaperSource], texts: list[PaperText]) -> list[Verdict]:

@@ -128,8 +128,6 @@ def cpu_process_group_backend() -> str | None:
     return None
 
 
-
-
 def reset_mixed_precision() -> None:
     """Let the next Accelerator (ours or a TRL trainer's) choose its own mixed precision.
 

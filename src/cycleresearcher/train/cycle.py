@@ -25,8 +25,8 @@ from ..backends.base import Backend, Budget
 from ..config import ConfigError
 from ..errors import InputError
 from ..io import append_jsonl, peak_rss_mb, read_json, read_jsonl, write_json_atomic, write_jsonl_atomic
-from ..judges import Judge
-from ..research import Researcher, required_missing
+from ..judges import Judge, penalize
+from ..research import Researcher, compliance_problems
 from ..schema import Paper, PreferencePair, RoundMetrics, Verdict
 from .cycle_config import CycleConfig, resume_config
 from .heldout import HeldOut, split_prompts
@@ -364,12 +364,9 @@ def penalize_noncompliant(paper: Paper, verdict: Verdict, task: str, min_score: 
     """A sample that lacks a stage its task asks for gets `min_score`, as a flagged one does: a reward model
     reads text and may rank a half-answer above a whole one, and the loop must not teach the policy to drop
     the format it was asked for. The score it would have had stays in `unpenalized_score`."""
-    missing = required_missing(paper, task) + ([] if paper.abstract.strip() else ["the abstract"])
-    if not missing or verdict.penalized or verdict.score is None:
-        return
-    verdict.unpenalized_score, verdict.score, verdict.penalized = verdict.score, min_score, True
-    verdict.problems.append(f"not compliant with task {task!r}, missing {'; '.join(missing)}: score set to the "
-                            f"minimum {min_score:g}")
+    missing = compliance_problems(paper, task)
+    if missing and not verdict.penalized and verdict.score is not None:
+        penalize(verdict, min_score, f"not compliant with task {task!r}, missing {'; '.join(missing)}")
 
 
 def _with_options(spec: str, options: str) -> str:
