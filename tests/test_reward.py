@@ -119,6 +119,49 @@ def test_ranker_learned_the_direction_of_the_ratings(trained, rows):
     assert within_group_spearman(pred, pct, groups, min_n=10) > 0.3
 
 
+def test_accept_head_separates_the_decisions_it_was_fitted_on_and_caps_length(trained, rows):
+    from cycleresearcher.reward.features import hand_features
+    from cycleresearcher.reward.model import accept_features, length_columns
+
+    assert trained.meta["accept_head"] and "acc_weights" in trained.arrays
+    train = rows[:80]  # 2023 holds both decisions, so the head is fitted there (in-sample here)
+    hand = hand_features([r["text"] for r in train], trained.bigrams, trained.table_id)
+    xa = accept_features(hand, [r["raw_words"] for r in train])
+    head = trained.accept_scores(xa)
+    acc = np.array([r["decision"] == "Accept" for r in train])
+    from cycleresearcher.reward.stats import roc_auc
+
+    assert roc_auc(head, acc) > 0.7
+    # Length past the cap gains nothing, and far below the floor costs no more than the floor.
+    cols, a = length_columns(), trained.arrays
+    at_cap, beyond = xa[:1].copy(), xa[:1].copy()
+    at_cap[0, cols], beyond[0, cols] = a["acc_cap"], a["acc_cap"] + 3.0
+    assert trained.accept_scores(beyond)[0] == pytest.approx(trained.accept_scores(at_cap)[0])
+    at_floor, below = xa[:1].copy(), xa[:1].copy()
+    at_floor[0, cols], below[0, cols] = a["acc_floor"], 0.0
+    assert trained.accept_scores(below)[0] == pytest.approx(trained.accept_scores(at_floor)[0])
+
+
+def test_accept_head_reads_only_groups_holding_both_decisions():
+    from cycleresearcher.reward.fit import fit_accept_head
+
+    rng = np.random.default_rng(0)
+    n, k = 120, 24  # accept_features width: 22 hand features + 2 lengths
+    xa = rng.normal(size=(n, k))
+    groups = ["A"] * 60 + ["B"] * 60
+    accepted = [True] * 60 + [bool(v > 0) for v in xa[60:, 3]]  # in B, column 3 decides
+    full = np.ones(n, dtype=bool)
+    cfg = RewardConfig()
+    arrays, scores = fit_accept_head(xa, accepted, groups, full, cfg)
+    assert int(np.argmax(np.abs(arrays["acc_weights"]))) == 3 and arrays["acc_weights"][3] > 0
+    assert scores.shape == (n,) and abs(scores.mean()) < 1e-9 and scores.std() == pytest.approx(1.0)
+    moved = xa.copy()
+    moved[:60, 7] += 5.0  # group A (accepts only) is not read: moving its features changes no weight
+    again, _ = fit_accept_head(moved, accepted, groups, full, cfg)
+    np.testing.assert_allclose(again["acc_weights"], arrays["acc_weights"])
+    assert fit_accept_head(xa, [True] * n, groups, full, cfg) == ({}, None)
+
+
 def test_guard_and_injection_push_hacks_down(trained, rows):
     text = rows[85]["text"]
     v = make_variants(text, seed=0)
@@ -218,3 +261,29 @@ def test_ensure_default_model_copies_the_shipped_one_once(trained, tmp_path, mon
     assert path == default_reward_dir() and RewardModel.load(path).meta == trained.meta and not calls
     (shipped / "config.json").unlink()  # a second call keeps the copy: nothing is read or trained again
     assert reward_training.ensure_default_reward_model() == path and not calls
+
+
+def test_a_copy_of_an_older_shipped_model_is_updated_but_a_trained_one_is_kept(trained, tmp_path, monkeypatch):
+    import shutil
+
+    from cycleresearcher.data import reward_training
+    from cycleresearcher.reward import model as model_module
+
+    shipped = trained.save(tmp_path / "pkg" / "default")
+    monkeypatch.setattr(model_module, "PACKAGED_DIR", tmp_path / "pkg")
+    out = tmp_path / "home-default"
+    assert reward_training.install_reward_model(out, "default")
+    assert (out / reward_training.SHIPPED_MARK).read_text().strip() == reward_training._weights_sha(shipped)
+    # The package now ships another model (here: the same one with its scores shifted).
+    newer = RewardModel(trained.config, {**trained.arrays, "z_shift": trained.arrays["z_shift"] + 1.0},
+                        trained.bigrams, trained.meta)
+    shutil.rmtree(shipped)
+    newer.save(shipped)
+    assert reward_training.install_reward_model(out, "default")
+    assert RewardModel.load(out).arrays["z_shift"][0] == pytest.approx(trained.arrays["z_shift"][0] + 1.0)
+    # A model the user trained into the same folder (no mark, weights no version shipped) stays.
+    shutil.rmtree(out)
+    trained.save(out)
+    assert reward_training.install_reward_model(out, "default")
+    assert RewardModel.load(out).arrays["z_shift"][0] == pytest.approx(trained.arrays["z_shift"][0])
+

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..embed import default_cache_dir
 from ..errors import InputError
-from ..io import write_json_atomic, write_text_atomic
+from ..io import read_json, write_json_atomic, write_text_atomic
 from ..reward import RewardConfig, RewardModel, default_reward_dir
 from ..reward.fit import row_accept, row_group, row_ratings
 from ..reward.leak import leak_probe
@@ -170,7 +170,8 @@ def render_card(card: Mapping[str, Any]) -> str:
     for g, d in sorted(card["data"]["groups"].items()):
         lines.append(f"| {g} | {d['papers']} | {d['accepted']} | {d['rejected']} | {d['abstract_only']} |")
     lines += ["", f"Sources: {', '.join(card['data']['sources'])}. Texts cleaned by `reward.text.clean_paper_text` "
-              "(camera-ready cues, appendix and references removed). Ratings compared within a group only.", ""]
+              "(camera-ready cues, appendix and references removed; the accept head also reads the word count of the text "
+              "as given and of what the cleaning cut). Ratings compared within a group only.", ""]
     h = card.get("heldout")
     if h:
         lines += [f"## Held-out evaluation: {card['heldout_group']} (model trained without it)", "",
@@ -201,29 +202,57 @@ def render_card(card: Mapping[str, Any]) -> str:
     meta = card.get("model_meta", {})
     lines += ["## Shipped model", "", f"Trained on {meta.get('n_train')} papers in {card.get('train_seconds')} s "
               f"(whole run {card.get('total_seconds')} s); L2 C = {meta.get('c')}; {meta.get('n_features')} features.",
-              f"Largest hand-feature weights: {meta.get('top_weights')}.", ""]
+              f"Largest hand-feature weights of the ranker: {meta.get('top_weights') or 'none (it reads embeddings only)'}."]
+    if meta.get("accept_head"):
+        lines.append(f"Accept head, added with weight {card['config'].get('accept_weight')}: largest weights "
+                     f"{meta.get('accept_head_weights')}.")
+    lines.append("")
     return "\n".join(lines)
+
+
+SHIPPED_MARK = ".shipped"  # in a copy of a shipped model: the sha256 of the shipped model.npz it was copied from
+# model.npz of defaults shipped before the mark existed: such a copy is replaced by a newer shipped model.
+_SHIPPED_BEFORE = frozenset({"35561a852be49e505fc205eac5cd6187dd445e4bd3cc78236dbb0dc905f7b52d"})
+
+
+def _weights_sha(folder: Path) -> str:
+    try:
+        return str(read_json(folder / "config.json").get("sha256", {}).get("model.npz", ""))
+    except (OSError, ValueError):
+        return ""
 
 
 def install_reward_model(out: Path, packaged: str) -> bool:
     """True when `out` holds a loadable reward model: kept from before, else copied from the model the package
-    ships as reward/<packaged> (whole folder or nothing). False when neither is there (the caller trains)."""
+    ships as reward/<packaged> (whole folder or nothing). A copy of an older shipped model is replaced by the
+    one this version ships; a model trained into `out` is never touched. False when there is neither (the
+    caller trains)."""
     import shutil
 
     from ..io import replace_dir_atomic
     from ..reward import packaged_reward_dir
 
+    source = packaged_reward_dir(packaged)
+    shipped_sha = _weights_sha(source) if source is not None else ""
     try:
         RewardModel.load(out)
-        return True
+        mark = (out / SHIPPED_MARK).read_text(encoding="utf-8").strip() if (out / SHIPPED_MARK).exists() else ""
+        copied_from = mark or (_weights_sha(out) if _weights_sha(out) in _SHIPPED_BEFORE else "")
+        if not (copied_from and shipped_sha and copied_from != shipped_sha):
+            return True
+        log.warning("updating the reward model at %s to the one this version ships", out)
     except InputError as exc:
         if (out / "config.json").exists():
             log.warning("replacing the reward model at %s: %s", out, exc)
-    source = packaged_reward_dir(packaged)
     if source is None:
         return False
     RewardModel.load(source)  # refuses a shipped model that does not match this installation
-    replace_dir_atomic(out, lambda tmp: shutil.copytree(source, tmp))  # never a half-copied model
+
+    def fill(tmp: Path) -> None:
+        shutil.copytree(source, tmp)
+        (tmp / SHIPPED_MARK).write_text(shipped_sha + "\n", encoding="utf-8")
+
+    replace_dir_atomic(out, fill)  # never a half-copied model
     return True
 
 

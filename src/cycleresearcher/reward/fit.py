@@ -6,7 +6,8 @@ of its mean rating within the group. objective "pairwise" samples pairs of paper
 percentiles differ by at least `min_gap` and fits a logistic regression on the feature differences
 (RankNet with a linear scorer: P(i above j) = sigmoid(w . (x_i - x_j))); "pointwise" fits a ridge regression
 on the percentile centred within its group. The L2 strength is picked on a 20% split of the papers by the
-mean within-group Spearman correlation.
+mean within-group Spearman correlation. An accept head (fit_accept_head) is added to the ranker's score; see
+model.py for why.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ..embed import default_cache_dir
 from ..errors import InputError
 from .features import GUARD_DIRECTIONS, INTEGRITY, STRUCTURE, common_bigrams
 from .stats import spearman
-from .text import model_text
+from .text import model_text, raw_word_count
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,46 @@ def fit_ranker(xs: np.ndarray, pct: np.ndarray, groups: Sequence[str], objective
     return model.coef_[0].astype(float)
 
 
+def fit_accept_head(xa: np.ndarray, accepted: list[Optional[bool]], groups: Sequence[str], full: np.ndarray,
+                    cfg) -> tuple[dict[str, np.ndarray], Optional[np.ndarray]]:
+    """The accept head: a class-balanced logistic regression on model.accept_features of the full-text papers
+    with a decision, in groups holding both decisions (a group of accepts only says nothing about rejects).
+    Length columns are clipped to the 2%..`length_cap_quantile` range of the full-text papers first: padding
+    past the cap gains nothing, and a text given without its appendix or references is not scored far below
+    every real paper (the completeness term of the guard prices a short main body). Returns its arrays
+    and its standardised score on every row, or ({}, None) when the data has too few of either decision."""
+    from sklearn.linear_model import LogisticRegression
+
+    from .model import length_columns
+
+    g = np.asarray(groups)
+    keep = [k for k, a in enumerate(accepted) if a is not None and full[k]]
+    both = {n for n in set(g[keep]) if len({accepted[k] for k in keep if g[k] == n}) == 2}
+    rows = [k for k in keep if g[k] in both]
+    y = np.array([bool(accepted[k]) for k in rows], dtype=bool)
+    if len(rows) < 20 or y.sum() < 5 or (~y).sum() < 5:
+        return {}, None
+    cols = length_columns()
+    cap = np.quantile(xa[full][:, cols], cfg.length_cap_quantile, axis=0)
+    floor = np.quantile(xa[full][:, cols], 0.02, axis=0)
+    x = np.array(xa, dtype=float)
+    x[:, cols] = np.clip(x[:, cols], floor, cap)
+    mean, scale = x[rows].mean(0), x[rows].std(0)
+    scale[scale < 1e-9] = 1.0
+    # One intercept per group (its one-hot column scaled up, so the L2 penalty barely touches it): groups differ
+    # in accept rate and in how their texts were extracted, and the head must learn neither.
+    names = sorted(both)
+    onehot = 10.0 * np.array([[g[k] == n for n in names] for k in rows], dtype=float)
+    coef = LogisticRegression(C=cfg.accept_c, class_weight="balanced", fit_intercept=False, max_iter=3000).fit(
+        np.hstack([(x[rows] - mean) / scale, onehot]), y).coef_[0]
+    w = coef[:x.shape[1]].astype(float)
+    logit = ((x - mean) / scale) @ w
+    shift, gain = float(logit[full].mean()), max(float(logit[full].std()), 1e-9)
+    arrays = {"acc_mean": mean, "acc_scale": scale, "acc_weights": w, "acc_cap": cap, "acc_floor": floor,
+              "acc_shift": np.array([shift]), "acc_gain": np.array([gain])}
+    return arrays, (logit - shift) / gain
+
+
 def _accept_slope(z: np.ndarray, accepted: list[Optional[bool]], groups: Sequence[str]) -> float:
     """Slope of P(accept) in z, from groups holding both decisions (each group its own intercept)."""
     from sklearn.linear_model import LogisticRegression
@@ -155,7 +196,7 @@ def _bias_for_prior(z: np.ndarray, slope: float, prior: float) -> float:
 
 def fit_reward_model(rows: Sequence[Mapping[str, Any]], cfg, cache_dir: Optional[Path] = None):
     """Train a RewardModel on dataset rows (see model.RewardModel.train)."""
-    from .model import RewardModel, featurize
+    from .model import ACCEPT_LENGTH, RewardModel, accept_features, featurize
 
     start = time.monotonic()
     usable = [r for r in rows if row_ratings(r) and (cfg.include_abstract_only or not r.get("abstract_only"))]
@@ -186,6 +227,18 @@ def fit_reward_model(rows: Sequence[Mapping[str, Any]], cfg, cache_dir: Optional
     best_c = max(tried, key=lambda c: -np.inf if np.isnan(tried[c]) else tried[c])
     w = fit_ranker(xs, pct, groups, cfg.objective, best_c, cfg.pairs_per_paper, cfg.min_gap, cfg.seed)
     s = xs @ w
+    # The ranker's score is put on unit variance before the head is added, so accept_weight means what it says
+    # (its raw spread is set by the L2 strength: 0.07 at the default's C).
+    rank_shift = float(s[full].mean()) if full.any() else float(s.mean())
+    rank_gain = max(float(s[full].std()) if full.any() else float(s.std()), 1e-9)
+    s = (s - rank_shift) / rank_gain
+    accepted = [row_accept(r) for r in usable]
+    head, head_scores = ({}, None)
+    if cfg.accept_weight:
+        xa = accept_features(hand, [raw_word_count(r) for r in usable])
+        head, head_scores = fit_accept_head(xa, accepted, groups, full, cfg)
+    if head_scores is not None:
+        s = s + cfg.accept_weight * head_scores
     gain = 1.0 / max(float(s[full].std()), 1e-9) if full.any() else 1.0
     shift = -float(s[full].mean()) * gain if full.any() else 0.0
     z = s * gain + shift
@@ -201,7 +254,8 @@ def fit_reward_model(rows: Sequence[Mapping[str, Any]], cfg, cache_dir: Optional
     cap = float(np.quantile(ref[:, names.index("log_words")], cfg.completeness_quantile))
     arrays: dict[str, np.ndarray] = {"mean": mean, "scale": scale, "weights": w, "z_gain": np.array([gain]),
                                      "z_shift": np.array([shift]), "guard_edge": np.array(edges),
-                                     "guard_scale": np.array(scales), "completeness_cap": np.array([cap])}
+                                     "guard_scale": np.array(scales), "completeness_cap": np.array([cap]),
+                                     "rank_shift": np.array([rank_shift]), "rank_gain": np.array([rank_gain]), **head}
     model = RewardModel(cfg, arrays, bigrams, {"bigram_table_id": table_id})
     penalty, _ = model.guard(hand)
     zp = (z - penalty)[full] if full.any() else z - penalty
@@ -214,7 +268,6 @@ def fit_reward_model(rows: Sequence[Mapping[str, Any]], cfg, cache_dir: Optional
     # strictly increasing, so a lower z always means a lower reward (ties would hide a worse variant).
     rating_grid = np.quantile(ratings10, q) + np.linspace(0.0, 0.05, 101)
     arrays.update(z_grid=z_grid, rating_grid=rating_grid, train_z=np.sort(zp))
-    accepted = [row_accept(r) for r in usable]
     slope = _accept_slope(z - penalty, accepted, groups)
     arrays.update(accept_slope=np.array([slope]), accept_bias=np.array([_bias_for_prior(zp, slope, cfg.accept_rate_prior)]))
     labelled = [a for a in accepted if a is not None]
@@ -224,7 +277,9 @@ def fit_reward_model(rows: Sequence[Mapping[str, Any]], cfg, cache_dir: Optional
         "c": best_c, "validation_spearman_by_c": {str(k): None if np.isnan(v) else round(v, 4) for k, v in tried.items()},
         "n_features": int(x.shape[1]), "feature_seconds": round(feature_seconds, 1),
         "train_seconds": round(time.monotonic() - start, 1), "accept_slope": round(slope, 4),
-        "top_weights": _top_weights(cfg.feature_names(), w)})
+        "top_weights": _top_weights(cfg.feature_names(), w), "accept_head": bool(head),
+        "accept_head_weights": _top_weights(list(STRUCTURE) + list(INTEGRITY) + list(ACCEPT_LENGTH),
+                                            head["acc_weights"]) if head else {}})
     log.info("reward model: %d papers in %d groups, C %.3g, validation Spearman %.3f", len(usable),
              len(set(groups)), best_c, tried[best_c])
     return model

@@ -11,6 +11,11 @@ MiniLM embeddings of chunks spread over the whole paper and how coherent those c
 (repetition, compressibility, common word pairs, sentence cohesion); see features.py. The ranker is trained
 within venue-year groups only (fit.py), so rating scales and accept rates of different venues never mix.
 
+An accept head (a logistic regression on the structure, integrity and length features of the papers that have
+decisions, in groups holding both) is added to the ranker's score with weight `accept_weight`: the ranker alone
+learns what reviewers rate higher among papers of one group but not what separates rejected papers (NeurIPS
+2023 5-fold: Spearman 0.29, accept AUC 0.53); with the head, 0.22 and 0.74 (length alone: 0.08 and 0.74).
+
 Scoring: z = standardised ranker score, minus the guard penalty (integrity statistics beyond the 1st/99th
 percentile of real papers cost `guard_weight` per scale unit, so word salad, shuffled sentences and repeated or
 padded text fall whatever the embedding says) and, for generated papers, a penalty per missing
@@ -38,7 +43,7 @@ from ..injection import find_injections
 from ..io import home, read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
 from ..schema import Paper
 from .features import (EMBED_STATS, GUARD_DIRECTIONS, INTEGRITY, STRUCTURE, embedding_features, hand_features)
-from .text import Item, item_text, model_text
+from .text import Item, item_text, model_text, raw_word_count
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +77,13 @@ class RewardConfig:
                                                                  "pointwise (ridge on within-group percentile)"})
     pairs_per_paper: int = field(default=20, metadata={"help": "pairs sampled per paper within its group"})
     min_gap: float = field(default=0.1, metadata={"help": "least within-group percentile gap of a pair"})
+    accept_weight: float = field(default=2.0, metadata={
+        "help": "weight of the accept head's standardised score added to the rating ranker's (0: ranker alone); "
+                "picked on NeurIPS 2023 (5-fold) as the largest Spearman whose accept AUC matches length-only"})
+    accept_c: float = field(default=0.01, metadata={"help": "inverse L2 strength of the accept head"})
+    length_cap_quantile: float = field(default=0.99, metadata={
+        "help": "the accept head's length features are clipped at this quantile of the training papers: "
+                "padding past it gains nothing"})
     include_abstract_only: bool = field(default=False, metadata={"help": "train on abstract-only rows too"})
     c_grid: tuple[float, ...] = field(default=(0.0001, 0.0003, 0.001, 0.003, 0.01), metadata={
         "help": "inverse L2 strengths tried; picked on a 20% paper split of the training rows"})
@@ -142,6 +154,23 @@ def featurize(texts: Sequence[str], cfg: RewardConfig, bigrams: frozenset[str], 
     return np.hstack(parts) if parts else np.zeros((len(texts), 0)), hand
 
 
+ACCEPT_LENGTH = ("log_raw_words", "log_tail_words")
+
+
+def accept_features(hand: np.ndarray, raw_words: Sequence[int]) -> np.ndarray:
+    """What the accept head reads: the hand features (STRUCTURE + INTEGRITY) and ACCEPT_LENGTH, the log word
+    count of the whole text as given and of what the cleaning cut after the main body (appendix, references)."""
+    raw = np.asarray(raw_words, dtype=float)
+    body = np.expm1(hand[:, list(STRUCTURE).index("log_words")])
+    return np.column_stack([hand, np.log1p(raw), np.log1p(np.maximum(0.0, raw - body))])
+
+
+def length_columns() -> list[int]:
+    """Columns of accept_features that measure length (clipped at the training cap)."""
+    names = list(STRUCTURE) + list(INTEGRITY) + list(ACCEPT_LENGTH)
+    return [names.index(n) for n in ("log_words",) + ACCEPT_LENGTH]
+
+
 def stage_problems(paper: Paper) -> list[str]:
     """Stages of the CycleResearcher output a generated paper lacks or got inconsistent."""
     missing = []
@@ -188,10 +217,24 @@ class RewardModel:
         return fit_reward_model(rows, config or RewardConfig(), cache_dir=cache_dir)
 
     # -- scoring
-    def raw_scores(self, x: np.ndarray) -> np.ndarray:
-        """Standardised ranker score z (mean 0, std 1 on the training papers) of feature rows."""
+    def raw_scores(self, x: np.ndarray, xa: Optional[np.ndarray] = None) -> np.ndarray:
+        """Standardised score z (mean 0, std 1 on the training papers) of feature rows: the rating ranker plus
+        accept_weight x the accept head (when the model has one and `xa`, the accept_features, are given)."""
         a = self.arrays
-        return ((x - a["mean"]) / a["scale"]) @ a["weights"] * a["z_gain"][0] + a["z_shift"][0]
+        s = ((x - a["mean"]) / a["scale"]) @ a["weights"]
+        if "rank_gain" in a:  # models before the accept head kept the ranker's raw scale
+            s = (s - a["rank_shift"][0]) / a["rank_gain"][0]
+        if xa is not None and "acc_weights" in a and self.config.accept_weight:
+            s = s + self.config.accept_weight * self.accept_scores(xa)
+        return s * a["z_gain"][0] + a["z_shift"][0]
+
+    def accept_scores(self, xa: np.ndarray) -> np.ndarray:
+        """The accept head's logit, standardised on the training papers; length columns clipped (fit_accept_head)."""
+        a = self.arrays
+        xa = np.array(xa, dtype=float)
+        cols = length_columns()
+        xa[:, cols] = np.clip(xa[:, cols], a["acc_floor"], a["acc_cap"])
+        return (((xa - a["acc_mean"]) / a["acc_scale"]) @ a["acc_weights"] - a["acc_shift"][0]) / a["acc_gain"][0]
 
     def guard(self, hand: np.ndarray) -> tuple[np.ndarray, list[list[str]]]:
         """Penalty (score std units) and reasons per paper: integrity statistics outside real papers' range, and
@@ -240,7 +283,7 @@ class RewardModel:
         raw = [item_text(i) for i in items]
         cleaned = [model_text(i) for i in items]
         x, hand = featurize(cleaned, self.config, self.bigrams, self.table_id, cache_dir=cache_dir)
-        z = self.raw_scores(x)
+        z = self.raw_scores(x, accept_features(hand, [raw_word_count(i) for i in items]))
         penalty, reasons = self.guard(hand)
         stages = [stage_problems(i) if isinstance(i, Paper) else [] for i in items]
         penalty = penalty + self.config.stage_penalty * np.array([len(s) for s in stages], dtype=float)

@@ -72,6 +72,14 @@ def item_text(item: Item) -> str:
     raise TypeError(f"cannot score a {type(item).__name__}; give a str, a schema.Paper or a dataset row")
 
 
+def raw_word_count(item: Item) -> int:
+    """Words of the whole paper as given, appendix and references included (a dataset row's `raw_words`, counted
+    before its cleaning); the accept head reads it beside the cleaned main body."""
+    if isinstance(item, Mapping) and item.get("raw_words"):
+        return int(item["raw_words"])
+    return len(item_text(item).split())
+
+
 def model_text(item: Item) -> str:
     """What the reward model reads: the cleaned main body. Rows that data.fulltext already cleaned (they carry
     this version's `clean_version`) are taken as they are: cleaning 10k papers again costs minutes."""
