@@ -1,6 +1,6 @@
 """Bench: does the embedded SmolLM2's fluency say anything about a paper's ratings that length does not?
 
-    nice .venv/bin/python bench/reward_fluency.py                    # 400 + 400 papers, ~10 min on 2 cores
+    nice .venv/bin/python bench/reward_fluency.py --n 250            # 250 + 250 papers, ~25 min (2.8 s a paper)
     nice .venv/bin/python bench/reward_fluency.py --n 100 --windows 2
 
 The issue's feature list includes language-model fluency and coherence "from the embedded SmolLM2 on a few
