@@ -232,6 +232,18 @@ def _document_chunks(text: str, chunk_tokens: int, max_chunks: int) -> list[list
     return [ids[:step] for ids in _token_ids(picked)]
 
 
+def _encode_chunked(texts: list[str], chunk_tokens: int, max_chunks: int,
+                    batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(embeddings of every chunk of every text, in shared batches; the index of the text each row belongs to)."""
+    all_chunks: list[list[int]] = []
+    owner: list[int] = []
+    for d, text in enumerate(texts):
+        for c in _document_chunks(text, chunk_tokens, max_chunks):
+            all_chunks.append(c)
+            owner.append(d)
+    return _encode_ids(all_chunks, batch_size), np.asarray(owner, dtype=int)
+
+
 def embed_documents(texts: list[str], chunk_tokens: int = 256, max_chunks: int = 16, batch_size: int = 32,
                     cache_dir: Optional[Path] = None, use_cache: bool = True) -> np.ndarray:
     """Embed long documents: each is chunked, its chunks embedded, mean-pooled and L2-normalised again.
@@ -244,15 +256,9 @@ def embed_documents(texts: list[str], chunk_tokens: int = 256, max_chunks: int =
     out, missing = _from_cache(texts, cache, kind)
     if missing:
         todo = list(missing)
-        all_chunks: list[list[int]] = []
-        owner: list[int] = []
-        for d, text in enumerate(todo):
-            for c in _document_chunks(text, chunk_tokens, max_chunks):
-                all_chunks.append(c)
-                owner.append(d)
-        vecs = _encode_ids(all_chunks, batch_size)
+        vecs, owner = _encode_chunked(todo, chunk_tokens, max_chunks, batch_size)
         sums = np.zeros((len(todo), DIM), dtype=np.float64)
-        np.add.at(sums, np.asarray(owner), vecs)
+        np.add.at(sums, owner, vecs)
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         docs = (sums / np.maximum(norms, 1e-12)).astype(np.float32)
         for text, vec in zip(todo, docs):
@@ -290,17 +296,10 @@ def embed_chunks(texts: list[str], chunk_tokens: int = 128, max_chunks: int = 8,
     out: list[Optional[np.ndarray]] = [_read(cache, _key(t, kind), rows=0) for t in texts]
     todo = sorted({t for t, v in zip(texts, out) if v is None})
     if todo:
-        all_chunks: list[list[int]] = []
-        owner: list[int] = []
-        for d, text in enumerate(todo):
-            for c in _document_chunks(text, chunk_tokens, max_chunks):
-                all_chunks.append(c)
-                owner.append(d)
-        vecs = _encode_ids(all_chunks, batch_size)
-        owner_arr = np.asarray(owner)
+        vecs, owner = _encode_chunked(todo, chunk_tokens, max_chunks, batch_size)
         done = {}
         for d, text in enumerate(todo):
-            done[text] = vecs[owner_arr == d]
+            done[text] = vecs[owner == d]
             _write(cache, _key(text, kind), done[text])
         out = [v if v is not None else done[t] for t, v in zip(texts, out)]
     return out  # type: ignore[return-value]
