@@ -411,3 +411,29 @@ def test_stopping_the_server_drops_queued_jobs_with_their_uploads(tmp_path):
     assert queue.wait(running.id, timeout=10).status == "done"
     time.sleep(0.1)
     assert queued.result == {} and queued.status == "failed"  # the worker never ran it
+
+
+def test_a_job_running_when_the_process_exits_leaves_no_upload_behind(tmp_path):
+    import subprocess
+    import sys
+
+    script = f"""
+import sys, time
+from pathlib import Path
+from cycleresearcher.web.jobs import JobQueue
+from cycleresearcher.web import uploads
+folder, _ = uploads.save_pasted("# T\\n\\n## Abstract\\n\\nx", 1000)
+Path({str(tmp_path / "folder.txt")!r}).write_text(str(folder))
+queue = JobQueue()
+job = queue.submit("review", "slow", lambda job: time.sleep(60) or {{}},
+                   cleanup=[lambda: uploads.remove_folder(folder)])
+while job.status != "running":
+    time.sleep(0.01)
+sys.exit(0)  # the daemon worker is mid-job
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    folder = Path((tmp_path / "folder.txt").read_text())
+    assert folder.name.startswith("cycleresearcher-upload-")  # the job had an upload folder
+    assert not folder.exists()
+

@@ -5,16 +5,19 @@
     queue.get(job.id).status                          # queued | running | done | failed
 
 Jobs live in memory, keyed by an unguessable id that the page's URL carries, so a reload finds the job again.
-A job's `cleanup` callbacks (removing the upload's temp folder) run after it finishes, whatever happened.
+A job's `cleanup` callbacks (removing the upload's temp folder) run after it finishes, whatever happened; when
+the process exits while a job still runs (the worker is a daemon thread, stopped mid-job), they run at exit.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import queue as _queue
 import secrets
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -86,6 +89,7 @@ class JobQueue:
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._serve, name="cycleresearcher-web-worker", daemon=True)
         self._thread.start()
+        atexit.register(_cleanup_running, weakref.ref(self))  # weak: a dropped queue is not kept alive
 
     def submit(self, kind: str, label: str, work: Callable[[Job], dict], options: Optional[dict] = None,
                cleanup: Optional[list[Callable[[], None]]] = None) -> Job:
@@ -182,10 +186,20 @@ class JobQueue:
             job.status = DONE
 
 
+def _cleanup_running(ref: "weakref.ref[JobQueue]") -> None:
+    """At interpreter exit: the cleanup of the job the daemon worker was running (nothing else will run it)."""
+    queue = ref()
+    if queue is None:
+        return
+    for job in queue.jobs():
+        if job.status == RUNNING:
+            _run_cleanup(job)
+
+
 def _run_cleanup(job: Job) -> None:
-    for undo in job.cleanup:
+    undos, job.cleanup = job.cleanup, []  # taken first: the worker and the exit hook never both run one
+    for undo in undos:
         try:
             undo()
         except OSError as exc:
             log.warning("job %s: cleanup failed: %s", job.id, exc)
-    job.cleanup = []
