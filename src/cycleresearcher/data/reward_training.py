@@ -237,7 +237,8 @@ def install_reward_model(out: Path, packaged: str) -> bool:
     try:
         RewardModel.load(out)
         mark = (out / SHIPPED_MARK).read_text(encoding="utf-8").strip() if (out / SHIPPED_MARK).exists() else ""
-        copied_from = mark or (_weights_sha(out) if _weights_sha(out) in _SHIPPED_BEFORE else "")
+        old_sha = _weights_sha(out)
+        copied_from = mark or (old_sha if old_sha in _SHIPPED_BEFORE else "")
         if not (copied_from and shipped_sha and copied_from != shipped_sha):
             return True
         log.warning("updating the reward model at %s to the one this version ships", out)

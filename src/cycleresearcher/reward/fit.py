@@ -133,28 +133,22 @@ def fit_accept_head(xa: np.ndarray, accepted: list[Optional[bool]], groups: Sequ
     and its standardised score on every row, or ({}, None) when the data has too few of either decision."""
     from sklearn.linear_model import LogisticRegression
 
-    from .model import length_columns
+    from .model import clip_lengths, length_columns
 
-    g = np.asarray(groups)
-    keep = [k for k, a in enumerate(accepted) if a is not None and full[k]]
-    both = {n for n in set(g[keep]) if len({accepted[k] for k in keep if g[k] == n}) == 2}
-    rows = [k for k in keep if g[k] in both]
+    rows, onehot = decided_in_mixed_groups(accepted, groups, among=full)
     y = np.array([bool(accepted[k]) for k in rows], dtype=bool)
     if len(rows) < 20 or y.sum() < 5 or (~y).sum() < 5:
         return {}, None
     cols = length_columns()
     cap = np.quantile(xa[full][:, cols], cfg.length_cap_quantile, axis=0)
     floor = np.quantile(xa[full][:, cols], 0.02, axis=0)
-    x = np.array(xa, dtype=float)
-    x[:, cols] = np.clip(x[:, cols], floor, cap)
+    x = clip_lengths(xa, floor, cap)
     mean, scale = x[rows].mean(0), x[rows].std(0)
     scale[scale < 1e-9] = 1.0
     # One intercept per group (its one-hot column scaled up, so the L2 penalty barely touches it): groups differ
     # in accept rate and in how their texts were extracted, and the head must learn neither.
-    names = sorted(both)
-    onehot = 10.0 * np.array([[g[k] == n for n in names] for k in rows], dtype=float)
     coef = LogisticRegression(C=cfg.accept_c, class_weight="balanced", fit_intercept=False, max_iter=3000).fit(
-        np.hstack([(x[rows] - mean) / scale, onehot]), y).coef_[0]
+        np.hstack([(x[rows] - mean) / scale, 10.0 * onehot]), y).coef_[0]
     w = coef[:x.shape[1]].astype(float)
     logit = ((x - mean) / scale) @ w
     shift, gain = float(logit[full].mean()), max(float(logit[full].std()), 1e-9)
@@ -163,20 +157,27 @@ def fit_accept_head(xa: np.ndarray, accepted: list[Optional[bool]], groups: Sequ
     return arrays, (logit - shift) / gain
 
 
-def _accept_slope(z: np.ndarray, accepted: list[Optional[bool]], groups: Sequence[str]) -> float:
-    """Slope of P(accept) in z, from groups holding both decisions (each group its own intercept)."""
-    from sklearn.linear_model import LogisticRegression
-
+def decided_in_mixed_groups(accepted: list[Optional[bool]], groups: Sequence[str],
+                            among: Optional[np.ndarray] = None) -> tuple[list[int], np.ndarray]:
+    """Rows with a decision (and in `among`, a mask, when given) of the groups holding both decisions, and their
+    group one-hot columns (one intercept per group): a group of accepts only says nothing about rejects."""
     g = np.asarray(groups)
-    keep = [k for k, a in enumerate(accepted) if a is not None]
+    keep = [k for k, a in enumerate(accepted) if a is not None and (among is None or among[k])]
     classes: dict[str, set] = {}
     for k in keep:
         classes.setdefault(g[k], set()).add(accepted[k])
     names = sorted(n for n, c in classes.items() if len(c) == 2)
     rows = [k for k in keep if g[k] in names]
+    return rows, np.array([[g[k] == n for n in names] for k in rows], dtype=float).reshape(len(rows), len(names))
+
+
+def _accept_slope(z: np.ndarray, accepted: list[Optional[bool]], groups: Sequence[str]) -> float:
+    """Slope of P(accept) in z, from groups holding both decisions (each group its own intercept)."""
+    from sklearn.linear_model import LogisticRegression
+
+    rows, onehot = decided_in_mixed_groups(accepted, groups)
     if not rows:
         return 1.0
-    onehot = np.array([[g[k] == n for n in names] for k in rows], dtype=float)
     x = np.hstack([z[rows, None], onehot])
     y = np.array([accepted[k] for k in rows], dtype=bool)
     model = LogisticRegression(C=100.0, fit_intercept=False, class_weight="balanced", max_iter=1000).fit(x, y)
@@ -229,8 +230,8 @@ def fit_reward_model(rows: Sequence[Mapping[str, Any]], cfg, cache_dir: Optional
     s = xs @ w
     # The ranker's score is put on unit variance before the head is added, so accept_weight means what it says
     # (its raw spread is set by the L2 strength: 0.07 at the default's C).
-    rank_shift = float(s[full].mean()) if full.any() else float(s.mean())
-    rank_gain = max(float(s[full].std()) if full.any() else float(s.std()), 1e-9)
+    ref_s = s[full] if full.any() else s
+    rank_shift, rank_gain = float(ref_s.mean()), max(float(ref_s.std()), 1e-9)
     s = (s - rank_shift) / rank_gain
     accepted = [row_accept(r) for r in usable]
     head, head_scores = ({}, None)

@@ -165,6 +165,14 @@ def accept_features(hand: np.ndarray, raw_words: Sequence[int]) -> np.ndarray:
     return np.column_stack([hand, np.log1p(raw), np.log1p(np.maximum(0.0, raw - body))])
 
 
+def clip_lengths(xa: np.ndarray, floor: np.ndarray, cap: np.ndarray) -> np.ndarray:
+    """A copy of accept_features rows with the length columns clipped to [floor, cap] (see fit_accept_head)."""
+    x = np.array(xa, dtype=float)
+    cols = length_columns()
+    x[:, cols] = np.clip(x[:, cols], floor, cap)
+    return x
+
+
 def length_columns() -> list[int]:
     """Columns of accept_features that measure length (clipped at the training cap)."""
     names = list(STRUCTURE) + list(INTEGRITY) + list(ACCEPT_LENGTH)
@@ -231,9 +239,7 @@ class RewardModel:
     def accept_scores(self, xa: np.ndarray) -> np.ndarray:
         """The accept head's logit, standardised on the training papers; length columns clipped (fit_accept_head)."""
         a = self.arrays
-        xa = np.array(xa, dtype=float)
-        cols = length_columns()
-        xa[:, cols] = np.clip(xa[:, cols], a["acc_floor"], a["acc_cap"])
+        xa = clip_lengths(xa, a["acc_floor"], a["acc_cap"])
         return (((xa - a["acc_mean"]) / a["acc_scale"]) @ a["acc_weights"] - a["acc_shift"][0]) / a["acc_gain"][0]
 
     def guard(self, hand: np.ndarray) -> tuple[np.ndarray, list[list[str]]]:
@@ -283,7 +289,7 @@ class RewardModel:
         raw = [item_text(i) for i in items]
         cleaned = [model_text(i) for i in items]
         x, hand = featurize(cleaned, self.config, self.bigrams, self.table_id, cache_dir=cache_dir)
-        z = self.raw_scores(x, accept_features(hand, [raw_word_count(i) for i in items]))
+        z = self.raw_scores(x, accept_features(hand, [raw_word_count(i, t) for i, t in zip(items, raw)]))
         penalty, reasons = self.guard(hand)
         stages = [stage_problems(i) if isinstance(i, Paper) else [] for i in items]
         penalty = penalty + self.config.stage_penalty * np.array([len(s) for s in stages], dtype=float)

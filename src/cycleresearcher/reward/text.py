@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from ..schema import Paper
 
@@ -72,12 +72,13 @@ def item_text(item: Item) -> str:
     raise TypeError(f"cannot score a {type(item).__name__}; give a str, a schema.Paper or a dataset row")
 
 
-def raw_word_count(item: Item) -> int:
+def raw_word_count(item: Item, text: Optional[str] = None) -> int:
     """Words of the whole paper as given, appendix and references included (a dataset row's `raw_words`, counted
-    before its cleaning); the accept head reads it beside the cleaned main body."""
+    before its cleaning); the accept head reads it beside the cleaned main body. `text`: item_text(item), when
+    the caller already has it."""
     if isinstance(item, Mapping) and item.get("raw_words"):
         return int(item["raw_words"])
-    return len(item_text(item).split())
+    return len((item_text(item) if text is None else text).split())
 
 
 def model_text(item: Item) -> str:
