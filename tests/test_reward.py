@@ -121,7 +121,7 @@ def test_ranker_learned_the_direction_of_the_ratings(trained, rows):
 
 def test_accept_head_separates_the_decisions_it_was_fitted_on_and_caps_length(trained, rows):
     from cycleresearcher.reward.features import hand_features
-    from cycleresearcher.reward.model import accept_features, length_columns
+    from cycleresearcher.reward.features import accept_features, length_columns
 
     assert trained.meta["accept_head"] and "acc_weights" in trained.arrays
     train = rows[:80]  # 2023 holds both decisions, so the head is fitted there (in-sample here)

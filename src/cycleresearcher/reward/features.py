@@ -9,6 +9,7 @@ Integrity: repeated sentences and 8-grams, compressibility, the share of word pa
 papers (word salad has few), lexical cohesion of neighbouring sentences against random pairs (shuffled
 sentences have none), sentence length. Integrity features also drive the guard in `model.py`: a text whose
 statistics fall outside what real papers show is penalised, however the learned part scores it.
+The accept head (fit.py) reads both groups plus two lengths of the text as given (`accept_features`).
 """
 
 from __future__ import annotations
@@ -226,3 +227,30 @@ def hand_features(texts: Sequence[str], bigrams: Optional[frozenset[str]], table
             np.save(buffer, out[i], allow_pickle=False)
             write_bytes_atomic(path, buffer.getvalue())
     return out
+
+
+# ---- what the accept head reads (model.py / fit.py) -------------------------------------------------------
+
+ACCEPT_LENGTH = ("log_raw_words", "log_tail_words")
+
+
+def accept_features(hand: np.ndarray, raw_words: Sequence[int]) -> np.ndarray:
+    """What the accept head reads: the hand features (STRUCTURE + INTEGRITY) and ACCEPT_LENGTH, the log word
+    count of the whole text as given and of what the cleaning cut after the main body (appendix, references)."""
+    raw = np.asarray(raw_words, dtype=float)
+    body = np.expm1(hand[:, list(STRUCTURE).index("log_words")])
+    return np.column_stack([hand, np.log1p(raw), np.log1p(np.maximum(0.0, raw - body))])
+
+
+def clip_lengths(xa: np.ndarray, floor: np.ndarray, cap: np.ndarray) -> np.ndarray:
+    """A copy of accept_features rows with the length columns clipped to [floor, cap] (see fit_accept_head)."""
+    x = np.array(xa, dtype=float)
+    cols = length_columns()
+    x[:, cols] = np.clip(x[:, cols], floor, cap)
+    return x
+
+
+def length_columns() -> list[int]:
+    """Columns of accept_features that measure length (clipped at the training cap)."""
+    names = list(STRUCTURE) + list(INTEGRITY) + list(ACCEPT_LENGTH)
+    return [names.index(n) for n in ("log_words",) + ACCEPT_LENGTH]

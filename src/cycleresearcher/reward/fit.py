@@ -22,7 +22,8 @@ import numpy as np
 
 from ..embed import default_cache_dir
 from ..errors import InputError
-from .features import GUARD_DIRECTIONS, INTEGRITY, STRUCTURE, common_bigrams
+from .features import (ACCEPT_LENGTH, GUARD_DIRECTIONS, INTEGRITY, STRUCTURE, accept_features, clip_lengths,
+                       common_bigrams, length_columns)
 from .stats import spearman
 from .text import model_text, raw_word_count
 
@@ -125,15 +126,13 @@ def fit_ranker(xs: np.ndarray, pct: np.ndarray, groups: Sequence[str], objective
 
 def fit_accept_head(xa: np.ndarray, accepted: list[Optional[bool]], groups: Sequence[str], full: np.ndarray,
                     cfg) -> tuple[dict[str, np.ndarray], Optional[np.ndarray]]:
-    """The accept head: a class-balanced logistic regression on model.accept_features of the full-text papers
+    """The accept head: a class-balanced logistic regression on features.accept_features of the full-text papers
     with a decision, in groups holding both decisions (a group of accepts only says nothing about rejects).
     Length columns are clipped to the 2%..`length_cap_quantile` range of the full-text papers first: padding
     past the cap gains nothing, and a text given without its appendix or references is not scored far below
     every real paper (the completeness term of the guard prices a short main body). Returns its arrays
     and its standardised score on every row, or ({}, None) when the data has too few of either decision."""
     from sklearn.linear_model import LogisticRegression
-
-    from .model import clip_lengths, length_columns
 
     rows, onehot = decided_in_mixed_groups(accepted, groups, among=full)
     y = np.array([bool(accepted[k]) for k in rows], dtype=bool)
@@ -197,7 +196,7 @@ def _bias_for_prior(z: np.ndarray, slope: float, prior: float) -> float:
 
 def fit_reward_model(rows: Sequence[Mapping[str, Any]], cfg, cache_dir: Optional[Path] = None):
     """Train a RewardModel on dataset rows (see model.RewardModel.train)."""
-    from .model import ACCEPT_LENGTH, RewardModel, accept_features, featurize
+    from .model import RewardModel, featurize
 
     start = time.monotonic()
     usable = [r for r in rows if row_ratings(r) and (cfg.include_abstract_only or not r.get("abstract_only"))]

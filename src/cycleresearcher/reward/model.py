@@ -42,7 +42,8 @@ from ..errors import InputError
 from ..injection import find_injections
 from ..io import home, read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
 from ..schema import Paper
-from .features import (EMBED_STATS, GUARD_DIRECTIONS, INTEGRITY, STRUCTURE, embedding_features, hand_features)
+from .features import (EMBED_STATS, GUARD_DIRECTIONS, INTEGRITY, STRUCTURE, accept_features, clip_lengths,
+                       embedding_features, hand_features)
 from .text import Item, item_text, model_text, raw_word_count
 
 log = logging.getLogger(__name__)
@@ -152,31 +153,6 @@ def featurize(texts: Sequence[str], cfg: RewardConfig, bigrams: frozenset[str], 
     if cfg.use_integrity:
         parts.append(hand[:, len(STRUCTURE):])
     return np.hstack(parts) if parts else np.zeros((len(texts), 0)), hand
-
-
-ACCEPT_LENGTH = ("log_raw_words", "log_tail_words")
-
-
-def accept_features(hand: np.ndarray, raw_words: Sequence[int]) -> np.ndarray:
-    """What the accept head reads: the hand features (STRUCTURE + INTEGRITY) and ACCEPT_LENGTH, the log word
-    count of the whole text as given and of what the cleaning cut after the main body (appendix, references)."""
-    raw = np.asarray(raw_words, dtype=float)
-    body = np.expm1(hand[:, list(STRUCTURE).index("log_words")])
-    return np.column_stack([hand, np.log1p(raw), np.log1p(np.maximum(0.0, raw - body))])
-
-
-def clip_lengths(xa: np.ndarray, floor: np.ndarray, cap: np.ndarray) -> np.ndarray:
-    """A copy of accept_features rows with the length columns clipped to [floor, cap] (see fit_accept_head)."""
-    x = np.array(xa, dtype=float)
-    cols = length_columns()
-    x[:, cols] = np.clip(x[:, cols], floor, cap)
-    return x
-
-
-def length_columns() -> list[int]:
-    """Columns of accept_features that measure length (clipped at the training cap)."""
-    names = list(STRUCTURE) + list(INTEGRITY) + list(ACCEPT_LENGTH)
-    return [names.index(n) for n in ("log_words",) + ACCEPT_LENGTH]
 
 
 def stage_problems(paper: Paper) -> list[str]:
